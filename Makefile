@@ -1,0 +1,52 @@
+# ojs-nats: every developer and CI command. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast conformance lint fmt typecheck check bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev/test extras
+
+run: $(STAMP) ## start a local nats-server (data in ./.data) and the gateway on :8080
+	$(BIN)/ojs-nats dev
+
+test: $(STAMP) ## the whole suite: unit, integration, system and the official conformance levels
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## the inner loop: everything but slow tests
+	$(BIN)/python -m pytest -m "not slow"
+
+conformance: $(STAMP) ## only the official OJS conformance suites
+	$(BIN)/python -m pytest tests/conformance
+
+lint: $(STAMP) ## ruff and the import-layer contracts
+	$(BIN)/ruff check ojs_nats tests
+	$(BIN)/ruff format --check ojs_nats
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## format and auto-fix
+	$(BIN)/ruff format ojs_nats
+	$(BIN)/ruff check --fix ojs_nats tests
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+check: lint typecheck test ## what CI runs
+
+bench: $(STAMP) ## benchmarks (print figures; never fail on a slow machine)
+	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(BIN)/python $$b; done \
+		|| echo "no benchmarks yet"
+
+clean: ## remove the virtualenv, local data and caches
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

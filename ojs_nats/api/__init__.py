@@ -1,0 +1,1 @@
+"""The OJS HTTP binding on FastAPI: one router per resource, one error handler, no state."""

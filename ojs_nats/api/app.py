@@ -1,0 +1,162 @@
+"""The gateway application: `create_app`, its lifespan (connect, provision, timers) and drain.
+
+The app keeps no job state: everything lives in JetStream, so any number of replicas can serve
+the same deployment. On shutdown it first fails readiness and stops handing out jobs, lets
+in-flight requests finish, then drains the NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ojs_nats import __version__
+from ojs_nats.api import admin, dead_letter, errors, events, jobs, queues, system, workers
+from ojs_nats.api.http import OJS_MEDIA_TYPE
+from ojs_nats.config import Settings
+from ojs_nats.errors import InternalError
+from ojs_nats.model import ids
+from ojs_nats.service.context import Context
+from ojs_nats.storage import Storage
+from ojs_nats.timers.runner import TimerRunner
+
+log = logging.getLogger(__name__)
+
+
+class OjsHeaders:
+    """Pure ASGI middleware: request ids, `OJS-Version`, and a last-resort 500 in OJS shape."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and value:
+                request_id = value.decode("latin-1")[:200]
+                break
+        if not request_id:
+            request_id = "req_" + ids.uuid7()
+        scope["ojs_request_id"] = request_id
+        extra = [(b"ojs-version", b"1.0"), (b"x-request-id", request_id.encode("latin-1"))]
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = orjson.dumps(
+                {"error": InternalError("An unexpected error occurred.").to_body(request_id)}
+            )
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", OJS_MEDIA_TYPE.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+class Gateway:
+    """Process-level resources of one gateway: storage, context and the timer runner."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started = time.monotonic()
+        self.ctx: Context | None = None
+        self.runner: TimerRunner | None = None
+        self._runner_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Context:
+        storage = await Storage.open(self.settings)
+        self.ctx = Context(storage, self.settings)
+        self.runner = TimerRunner(self.ctx)
+        self._runner_task = asyncio.create_task(self.runner.run(), name="timer-runner")
+        self._runner_task.add_done_callback(_stop_on_failure)
+        return self.ctx
+
+    async def stop(self) -> None:
+        # uvicorn has stopped accepting and finished in-flight requests before this runs.
+        if self.ctx is not None:
+            self.ctx.draining = True
+        if self._runner_task is not None:
+            self._runner_task.remove_done_callback(_stop_on_failure)
+            self._runner_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner_task
+        if self.runner is not None:
+            await self.runner.drain()
+        if self.ctx is not None:
+            await self.ctx.storage.close()
+
+
+def _stop_on_failure(task: asyncio.Task[None]) -> None:
+    """A dead timer runner means timers stop firing: stop the process rather than limp on."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.critical("timer runner died: %r; stopping the gateway", exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    gateway = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        app.state.ctx = await gateway.start()
+        log.info(
+            "ojs-nats gateway ready (NATS %s, namespace %s)",
+            ",".join(settings.nats_urls),
+            settings.namespace,
+        )
+        try:
+            yield {}
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(
+        title="ojs-nats",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/ojs/docs",
+        redoc_url=None,
+        openapi_url="/ojs/openapi.json",
+    )
+    app.state.gateway = gateway
+    app.state.settings = settings
+    errors.install(app)
+    for module in (jobs, workers, queues, dead_letter, events, system):
+        app.include_router(module.router)
+    if settings.enable_test_reset:
+        app.include_router(admin.router)
+    app.add_middleware(OjsHeaders)
+    return app

@@ -1,0 +1,140 @@
+"""`ojs-nats`: the one module that wires processes together.
+
+ojs-nats dev    the embedded default: a child nats-server (data in ./.data) plus the gateway
+ojs-nats serve  the gateway alone, configured by environment variables (see README)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ojs_nats import __version__
+from ojs_nats.config import ConfigError, Settings
+from ojs_nats.embedded import NatsServer, NatsServerError, free_port, port_is_free
+
+log = logging.getLogger("ojs_nats")
+
+
+def _run_gateway(settings: Settings) -> None:
+    """Serve the app; uvicorn builds it in each worker process from the environment."""
+    uvicorn.run(
+        "ojs_nats.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),
+        lifespan="on",
+    )
+
+
+def _export(settings: Settings) -> None:
+    """Pass settings to uvicorn's app factory (and worker processes) through the environment."""
+    os.environ["NATS_URL"] = ",".join(settings.nats_urls)
+    os.environ["OJS_HOST"] = settings.host
+    os.environ["OJS_PORT"] = str(settings.port)
+    os.environ["OJS_ENABLE_TEST_RESET"] = "1" if settings.enable_test_reset else "0"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = Settings.from_env(**overrides)
+    _export(settings)
+    _run_gateway(settings)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    nats_port = args.nats_port or (4222 if port_is_free(4222) else free_port())
+    server = NatsServer(data_dir, port=nats_port, name="ojs-nats-dev")
+    try:
+        server.start()
+    except NatsServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        from_env = Settings.from_env()
+        settings = Settings.from_env(
+            nats_urls=(server.url,),
+            host=args.host,
+            port=args.port,
+            enable_test_reset=args.enable_test_reset or from_env.enable_test_reset,
+        )
+        _export(settings)
+        print(f"ojs-nats {__version__}: nats-server {server.url} (data in {data_dir})", flush=True)
+        print(
+            f"ojs-nats {__version__}: gateway on http://{settings.host}:{settings.port}  "
+            f"(manifest: /ojs/manifest; Ctrl-C stops both)",
+            flush=True,
+        )
+        _run_gateway(settings)
+    finally:
+        server.stop()
+        print("ojs-nats: stopped", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ojs-nats", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"ojs-nats {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run a local nats-server and the gateway")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    dev.add_argument("--data-dir", default=".data")
+    dev.add_argument(
+        "--nats-port",
+        type=int,
+        default=0,
+        help="port of the child nats-server (default 4222, or a free one)",
+    )
+    dev.add_argument(
+        "--enable-test-reset",
+        action="store_true",
+        help="expose POST /ojs/v1/admin/reset (wipes all state; tests only)",
+    )
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="run the gateway against NATS_URL")
+    serve.add_argument("--host", default=None, help="overrides OJS_HOST")
+    serve.add_argument("--port", type=int, default=None, help="overrides OJS_PORT")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("OJS_LOG_LEVEL", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

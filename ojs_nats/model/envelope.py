@@ -1,0 +1,433 @@
+"""Validation of an enqueue request into a `Submission` (ojs-core.md §5, ojs-http-binding.md §9.1).
+
+Accepts both spellings the documents use: envelope fields at the top level (core) and inside
+`options` (HTTP binding); `options` wins when both are given. Unknown top-level fields are kept and
+echoed; system-managed fields sent by a client are dropped. Each failure raises an OJS error that
+names the field, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ojs_nats.errors import InvalidRequestError, ValidationError
+from ojs_nats.model import ids
+from ojs_nats.model.durations import parse_duration_ms
+from ojs_nats.model.lifecycle import State
+from ojs_nats.model.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
+
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_\-]*(\.[a-z][a-z0-9_\-]*)*$")
+QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9\-.]*$")
+MAX_TYPE_LEN = 255
+MAX_QUEUE_LEN = 128
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+DEFAULT_QUEUE = "default"
+
+#: Fields the server manages; a client's values for them are ignored (ojs-core.md §5.3).
+SYSTEM_FIELDS = frozenset(
+    {
+        "state",
+        "attempt",
+        "max_attempts",
+        "created_at",
+        "enqueued_at",
+        "started_at",
+        "completed_at",
+        "cancelled_at",
+        "discarded_at",
+        "next_attempt_at",
+        "retry_delay_ms",
+        "error",
+        "errors",
+        "result",
+        "parent_results",
+        "worker_id",
+        "previous_state",
+        "workflow_id",
+    }
+)
+#: Envelope fields understood at the top level.
+ENVELOPE_FIELDS = frozenset(
+    {
+        "specversion",
+        "id",
+        "type",
+        "queue",
+        "args",
+        "meta",
+        "priority",
+        "timeout",
+        "timeout_ms",
+        "scheduled_at",
+        "delay_until",
+        "expires_at",
+        "retry",
+        "unique",
+        "schema",
+        "tags",
+        "visibility_timeout",
+        "visibility_timeout_ms",
+        "options",
+        "pending",
+        "rate_limit",
+    }
+)
+UNIQUE_KEYS = frozenset({"type", "queue", "args", "meta"})
+UNIQUE_CONFLICTS = frozenset(
+    {"reject", "replace", "replace_except_schedule", "ignore", "use_existing"}
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated enqueue request."""
+
+    #: The wire job as created (state and timestamps are added when it is stored).
+    job: dict[str, Any]
+    policy: RetryPolicy
+    scheduled_ms: int | None
+    expires_ms: int | None
+    timeout_ms: int | None
+    visibility_ms: int | None
+    pending: bool
+    unique: dict[str, Any] | None
+    rate_limit: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        return str(self.job["id"])
+
+    @property
+    def queue(self) -> str:
+        return str(self.job["queue"])
+
+    def initial_state(self, now_ms: int) -> State:
+        if self.pending:
+            return State.PENDING
+        if self.scheduled_ms is not None and self.scheduled_ms > now_ms:
+            return State.SCHEDULED
+        return State.AVAILABLE
+
+
+def parse_submission(body: object, now_ms: int, id_factory: Any = ids.uuid7) -> Submission:
+    """Validate an enqueue request body.
+
+    Raises:
+        InvalidRequestError: a required field is missing or a field has the wrong type/format.
+        ValidationError: a retry policy value is out of range (422, as the suites require).
+    """
+    if not isinstance(body, Mapping):
+        raise InvalidRequestError("The job must be a JSON object.", field="body")
+    options = body.get("options")
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise _bad("options", "must be an object", options)
+
+    def pick(*names: str) -> Any:
+        for source in (options, body):
+            for name in names:
+                if source.get(name) is not None:
+                    return source[name]
+        return None
+
+    job_type = _job_type(body.get("type"))
+    args = _args(body)
+    queue = _queue(pick("queue"))
+    job_id = _job_id(body.get("id"), id_factory)
+    meta = _meta(body.get("meta"), options.get("metadata"))
+    priority = _priority(pick("priority"))
+    specversion = body.get("specversion", "1.0")
+    if specversion != "1.0":
+        raise _bad("specversion", 'must be "1.0"', specversion)
+
+    timing = _timing(options, body, now_ms)
+    policy = parse_policy(pick("retry"), DEFAULT_POLICY)
+    unique = _unique(pick("unique"))
+    tags = _tags(pick("tags"))
+    pending = _flag(options.get("pending", body.get("pending")), "pending")
+    rate_limit = pick("rate_limit")
+    if rate_limit is not None and not isinstance(rate_limit, Mapping):
+        raise _bad("rate_limit", "must be an object", rate_limit)
+    schema = body.get("schema")
+    if schema is not None and not isinstance(schema, str):
+        raise _bad("schema", "must be a string (a schema URI)", schema)
+
+    job: dict[str, Any] = {
+        key: value
+        for key, value in body.items()
+        if key not in ENVELOPE_FIELDS and key not in SYSTEM_FIELDS
+    }
+    job.update(
+        {
+            "specversion": "1.0",
+            "id": job_id,
+            "type": job_type,
+            "queue": queue,
+            "args": args,
+            "meta": meta,
+            "priority": priority,
+            "attempt": 0,
+            "max_attempts": policy.max_attempts,
+            "retry": policy.to_wire(),
+        }
+    )
+    optional = {
+        "tags": tags,
+        "schema": schema,
+        "timeout_ms": timing.timeout_ms,
+        "visibility_timeout_ms": timing.visibility_ms,
+        "scheduled_at": timing.scheduled_at,
+        "expires_at": timing.expires_at,
+        "unique": unique,
+        "rate_limit": dict(rate_limit) if rate_limit is not None else None,
+    }
+    job.update({key: value for key, value in optional.items() if value is not None})
+    return Submission(
+        job=job,
+        policy=policy,
+        scheduled_ms=timing.scheduled_ms,
+        expires_ms=timing.expires_ms,
+        timeout_ms=timing.timeout_ms,
+        visibility_ms=timing.visibility_ms,
+        pending=pending,
+        unique=unique,
+        rate_limit=dict(rate_limit) if rate_limit is not None else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Timing:
+    timeout_ms: int | None
+    visibility_ms: int | None
+    scheduled_ms: int | None
+    scheduled_at: str | None
+    expires_ms: int | None
+    expires_at: str | None
+
+
+def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) -> _Timing:
+    """Timeouts and the schedule/expiry times, options first, then the top level."""
+
+    def pick(*names: str) -> Any:
+        for source in (options, body):
+            for name in names:
+                if source.get(name) is not None:
+                    return source[name]
+        return None
+
+    visibility_ms = _positive_ms(pick("visibility_timeout_ms"), "visibility_timeout_ms")
+    if visibility_ms is None and body.get("visibility_timeout") is not None:
+        visibility_ms = _seconds_to_ms(body["visibility_timeout"], "visibility_timeout")
+    scheduled_raw = pick("scheduled_at", "delay_until")
+    scheduled_ms = _when(scheduled_raw, "scheduled_at", now_ms)
+    expires_raw = pick("expires_at")
+    expires_ms = _when(expires_raw, "expires_at", now_ms)
+    return _Timing(
+        timeout_ms=_timeout_ms(options, body),
+        visibility_ms=visibility_ms,
+        scheduled_ms=scheduled_ms,
+        scheduled_at=_echo_time(scheduled_raw, scheduled_ms) if scheduled_ms is not None else None,
+        expires_ms=expires_ms,
+        expires_at=_echo_time(expires_raw, expires_ms) if expires_ms is not None else None,
+    )
+
+
+def validate_queue_name(value: object) -> str:
+    return _queue(value)
+
+
+def _bad(field: str, problem: str, received: object = None) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The '{field}' field {problem}.", field=field, received=_type_name(received)
+    )
+
+
+def _type_name(value: object) -> str:
+    names = {
+        type(None): "null",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _job_type(value: object) -> str:
+    if value is None:
+        raise InvalidRequestError(
+            "The 'type' field is required.", field="type", validation="required"
+        )
+    if not isinstance(value, str):
+        raise _bad("type", "must be a string", value)
+    if not value or len(value) > MAX_TYPE_LEN or not TYPE_RE.match(value):
+        raise _bad("type", "must be dot-namespaced lowercase segments such as 'email.send'", value)
+    return value
+
+
+def _args(body: Mapping[str, Any]) -> list[Any]:
+    if "args" not in body:
+        raise InvalidRequestError(
+            "The 'args' field is required.", field="args", validation="required"
+        )
+    value = body["args"]
+    if not isinstance(value, list):
+        raise InvalidRequestError(
+            "The 'args' field must be a JSON array.",
+            field="args",
+            expected="array",
+            received=_type_name(value),
+        )
+    return value
+
+
+def _queue(value: object) -> str:
+    if value is None:
+        return DEFAULT_QUEUE
+    if not isinstance(value, str):
+        raise _bad("queue", "must be a string", value)
+    if not value or len(value) > MAX_QUEUE_LEN or not QUEUE_RE.match(value):
+        raise _bad("queue", "must match ^[a-z0-9][a-z0-9.-]*$ (at most 128 characters)", value)
+    return value
+
+
+def _job_id(value: object, id_factory: Any) -> str:
+    if value is None:
+        return str(id_factory())
+    if not ids.is_uuid7(value):
+        raise _bad("id", "must be a lowercase UUIDv7", value)
+    return str(value)
+
+
+def _meta(meta: object, metadata: object) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for name, value in (("meta", meta), ("options.metadata", metadata)):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise _bad(name, "must be an object", value)
+        merged.update(value)
+    return merged
+
+
+def _priority(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad("priority", "must be an integer", value)
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise InvalidRequestError(
+            f"The 'priority' field must be between {MIN_PRIORITY} and {MAX_PRIORITY}.",
+            field="priority",
+            received=value,
+        )
+    return value
+
+
+def _positive_ms(value: object, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _bad(field, "must be a positive integer of milliseconds", value)
+    return value
+
+
+def _seconds_to_ms(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _bad(field, "must be a positive number of seconds", value)
+    return round(value * 1000)
+
+
+def _timeout_ms(options: Mapping[str, Any], body: Mapping[str, Any]) -> int | None:
+    for source in (options, body):
+        if source.get("timeout_ms") is not None:
+            return _positive_ms(source["timeout_ms"], "timeout_ms")
+    for source in (options, body):
+        if source.get("timeout") is not None:
+            return _seconds_to_ms(source["timeout"], "timeout")
+    return None
+
+
+def _when(value: object, field: str, now_ms: int) -> int | None:
+    """An absolute RFC 3339 time, or `+<ISO 8601 duration>` relative to now."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(field, "must be an RFC 3339 timestamp or +<ISO 8601 duration>", value)
+    try:
+        if value.startswith("+"):
+            return now_ms + parse_duration_ms(value[1:])
+        return ids.parse_ts(value)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"The '{field}' field must be an RFC 3339 timestamp with a time zone or "
+            f"+<ISO 8601 duration>: {exc}.",
+            field=field,
+        ) from exc
+
+
+def _echo_time(raw: object, ms: int) -> str:
+    # Absolute client timestamps are echoed as sent (json-format §5.3); relative ones are resolved.
+    if isinstance(raw, str) and not raw.startswith("+"):
+        return raw
+    return ids.format_ts(ms)
+
+
+def _tags(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise _bad("tags", "must be an array of strings", value)
+    return list(value)
+
+
+def _flag(value: object, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(field, "must be a boolean", value)
+    return value
+
+
+def _unique(value: object) -> dict[str, Any] | None:
+    """Validate a unique policy (ojs-unique-jobs.md §2, §6)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _bad("unique", "must be an object", value)
+    policy = dict(value)
+    keys = policy.get("keys", ["type", "queue", "args"])
+    if not isinstance(keys, list) or not set(keys) <= UNIQUE_KEYS:
+        raise ValidationError(
+            "unique.keys must be an array drawn from type, queue, args, meta.", field="unique.keys"
+        )
+    conflict = policy.get("on_conflict", "reject")
+    if conflict not in UNIQUE_CONFLICTS:
+        raise ValidationError(
+            "unique.on_conflict must be one of reject, replace, replace_except_schedule, ignore.",
+            field="unique.on_conflict",
+        )
+    states = policy.get("states")
+    if states is not None and (
+        not isinstance(states, list) or not all(s in State.__members__.values() for s in states)
+    ):
+        raise ValidationError(
+            "unique.states must be an array of job state names.", field="unique.states"
+        )
+    period = policy.get("period")
+    if period is not None:
+        if not isinstance(period, str):
+            raise ValidationError(
+                "unique.period must be an ISO 8601 duration.", field="unique.period"
+            )
+        try:
+            parse_duration_ms(period)
+        except ValueError as exc:
+            raise ValidationError(f"unique.period: {exc}", field="unique.period") from exc
+    return policy

@@ -1,0 +1,82 @@
+"""Identifiers and timestamps: UUIDv7 job ids and RFC 3339 UTC times with millisecond precision.
+
+Times inside the server are integers of milliseconds since the Unix epoch; they become strings
+only at the wire. Ids made in one process sort in creation order (RFC 9562 §6.2, method 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+import time
+
+UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def uuid7(at_ms: int | None = None) -> str:
+    """A new lowercase UUIDv7; ids from this process increase strictly."""
+    global _last_ms, _counter
+    with _lock:
+        ms = now_ms() if at_ms is None else at_ms
+        if ms <= _last_ms:
+            # Same (or earlier) millisecond: keep the timestamp and bump the 12-bit counter so
+            # that ids stay ordered; on overflow borrow the next millisecond.
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:
+                ms += 1
+                _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        else:
+            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        _last_ms = ms
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def is_uuid7(text: object) -> bool:
+    return isinstance(text, str) and UUID7_RE.match(text) is not None
+
+
+def format_ts(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds: 2026-02-12T10:30:00.000Z."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+_RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_ts(text: str) -> int:
+    """Milliseconds since the epoch of an RFC 3339 timestamp that carries a zone.
+
+    Raises:
+        ValueError: the text is not RFC 3339 or has no zone.
+    """
+    m = _RFC3339_RE.match(text)
+    if m is None:
+        raise ValueError("not an RFC 3339 timestamp with a time zone")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    fraction = m.group(7) or ""
+    micros = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    zone = m.group(8)
+    if zone in ("Z", "z"):
+        tz = dt.UTC
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    stamp = dt.datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
+    return int(stamp.timestamp() * 1000)

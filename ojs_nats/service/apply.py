@@ -1,0 +1,144 @@
+"""Writing one job transition to JetStream, in the order that keeps invariant 1.
+
+Order of writes for a `Change`:
+  1. the ready entry (if the job becomes available) and the timer (if one is needed) — together;
+  2. the record, by compare-and-set (this is the moment the transition happens);
+  3. events, counters, the dead-letter index, disarming the previous step's timer, deleting a
+     ready entry that no longer applies — together.
+A crash after 1 leaves a ready entry or timer for a step the record never reached: fetchers and
+the timer runner recognise the step and drop it. A crash after 2 loses at most an event or a
+counter tick; the job itself is consistent and still has its entry and timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ojs_nats.errors import ConflictError, NotFoundError
+from ojs_nats.model import ids
+from ojs_nats.model import job as jobs
+from ojs_nats.model.lifecycle import State
+from ojs_nats.service.context import Context
+from ojs_nats.storage import RevisionConflict, Stored
+
+#: Compare-and-set attempts before giving up on a hot record.
+MAX_CAS_ATTEMPTS = 8
+TIMER_KIND = "job"
+
+
+async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> int:
+    """Apply `change` over `stored` (None: create). Raises `RevisionConflict` if it lost."""
+    st = ctx.storage
+    record = change.record
+    job, sys = record["job"], record["sys"]
+    first: list[Awaitable[Any]] = []
+    if change.ready:
+        first.append(_publish_ready(ctx, record))
+    if change.wake_at is not None:
+        first.append(st.timers.arm(TIMER_KIND, jobs.timer_key(record), change.wake_at))
+    if first:
+        await asyncio.gather(*first)
+    ttl = _retention(ctx, change)
+    try:
+        if stored is None:
+            revision = await st.jobs.create(job["id"], record, ttl)
+        else:
+            revision = await st.jobs.update(job["id"], record, stored.revision, ttl)
+    except RevisionConflict:
+        if stored is None and change.ready and sys.get("ready_seq"):
+            await st.ready.delete(int(sys["ready_seq"]))  # the id was taken: undo our entry
+        raise
+    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None))
+    return revision
+
+
+async def transition(
+    ctx: Context, job_id: str, make: Callable[[jobs.Record, int], jobs.Change]
+) -> jobs.Change:
+    """Read, transition and compare-and-set, re-reading when another writer got there first.
+
+    Raises:
+        NotFoundError: no such job.
+        ConflictError: the transition is not legal in the job's current state.
+    """
+    for _ in range(MAX_CAS_ATTEMPTS):
+        stored = await ctx.storage.jobs.get(job_id)
+        if stored is None:
+            raise NotFoundError(
+                f"Job '{job_id}' not found.", resource_type="job", resource_id=job_id
+            )
+        change = make(stored.record, ctx.clock())
+        try:
+            await commit(ctx, change, stored)
+        except RevisionConflict:
+            continue
+        return change
+    raise ConflictError(
+        f"Job {job_id} is being changed concurrently; retry the request.", job_id=job_id
+    )
+
+
+async def _publish_ready(ctx: Context, record: jobs.Record) -> None:
+    job = record["job"]
+    record["sys"]["ready_seq"] = await ctx.storage.ready.publish(
+        job["queue"], int(job.get("priority", 0)), job["id"], int(record["sys"]["step"])
+    )
+
+
+def _retention(ctx: Context, change: jobs.Change) -> int | None:
+    if not change.finished:
+        return None
+    if change.record["sys"].get("dead"):
+        return ctx.settings.dead_letter_retention_s or None
+    return ctx.settings.finished_retention_s or None
+
+
+def _follow_ups(
+    ctx: Context, change: jobs.Change, previous: jobs.Record | None
+) -> list[Awaitable[Any]]:
+    st = ctx.storage
+    job = change.record["job"]
+    queue, job_id = str(job["queue"]), str(job["id"])
+    work: list[Awaitable[Any]] = [
+        st.events.append(queue, event_envelope(ctx, change, e)) for e in change.events
+    ]
+    deltas = {str(change.after): 1}
+    if change.before is not None:
+        deltas[str(change.before)] = deltas.get(str(change.before), 0) - 1
+    work.append(st.counters.add(queue, deltas))
+    if change.dead_letter is True:
+        work.append(st.dead.add(queue, job_id))
+    elif change.dead_letter is False:
+        work.append(st.dead.remove(queue, job_id))
+    if previous is not None and change.step != int(previous["sys"]["step"]):
+        if jobs.next_wake(previous) is not None:
+            work.append(st.timers.disarm(TIMER_KIND, jobs.timer_key(previous)))
+        seq = previous["sys"].get("ready_seq")
+        if change.before == State.AVAILABLE and change.after != State.ACTIVE and seq:
+            work.append(st.ready.delete(int(seq)))
+    return work
+
+
+def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict[str, Any]:
+    """An OJS event (ojs-events.md §2) for one lifecycle event of a job."""
+    job = change.record["job"]
+    data = {
+        "job_id": job["id"],
+        "job_type": job["type"],
+        "queue": job["queue"],
+        "state": str(change.after),
+    }
+    data.update({k: v for k, v in event.data.items() if v is not None})
+    now = ctx.clock()
+    return {
+        "specversion": "1.0",
+        "id": "evt_" + ids.uuid7(now),
+        "type": event.type,
+        "source": ctx.source,
+        "time": ids.format_ts(now),
+        "subject": job["id"],
+        "datacontenttype": "application/json",
+        "data": data,
+    }

@@ -1,0 +1,209 @@
+"""The one NATS connection of a process, and the raw JetStream calls the stores are built on.
+
+Storage talks to JetStream through its wire API (publish with expectation headers, direct get,
+`$JS.API.*` requests) rather than nats-py's higher-level wrappers: it keeps every round trip
+visible and cheap. This module is the edge where `nats` exceptions become ours: timeouts, lost
+connections and missing responders become `StorageUnavailableError` (503, retryable); a failed
+compare-and-set becomes `RevisionConflict`, which the service layer resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import nats
+import nats.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from ojs_nats.errors import StorageUnavailableError
+from ojs_nats.storage import names
+
+log = logging.getLogger(__name__)
+
+#: How long one JetStream request may take before the operation fails with 503.
+REQUEST_TIMEOUT_S = 5.0
+
+
+class JetStreamError(Exception):
+    """JetStream refused a request (the API answered with an error object)."""
+
+    def __init__(self, status: int, err_code: int, description: str) -> None:
+        super().__init__(f"{description} (status {status}, err_code {err_code})")
+        self.status = status
+        self.err_code = err_code
+        self.description = description
+
+
+class RevisionConflict(Exception):
+    """A compare-and-set lost: the entry changed since it was read."""
+
+
+_UNAVAILABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    asyncio.TimeoutError,
+)
+
+
+class Connection:
+    """A connected NATS client plus JetStream request helpers."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @classmethod
+    async def open(
+        cls,
+        urls: tuple[str, ...],
+        name: str = "ojs-nats",
+        on_event: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Connection:
+        """Connect, retrying until a server answers; reconnect forever afterwards."""
+
+        async def note(kind: str) -> None:
+            log.warning("nats connection %s", kind)
+            if on_event is not None:
+                await on_event(kind)
+
+        async def disconnected() -> None:
+            await note("lost")
+
+        async def reconnected() -> None:
+            await note("restored")
+
+        async def error(exc: Exception) -> None:
+            log.warning("nats error: %s", exc)
+
+        client = await nats.connect(
+            servers=list(urls),
+            name=name,
+            connect_timeout=2,
+            reconnect_time_wait=0.5,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            ping_interval=10,
+            max_outstanding_pings=3,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+            pending_size=64 * 1024 * 1024,
+        )
+        return cls(client)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.client.is_connected)
+
+    async def close(self, drain: bool = True) -> None:
+        if self.client.is_closed:
+            return
+        try:
+            if drain:
+                await self.client.drain()
+            else:
+                await self.client.close()
+        except Exception:  # closing must never raise
+            log.debug("error while closing NATS", exc_info=True)
+
+    # ------------------------------------------------------------ raw requests
+    async def request(
+        self, subject: str, payload: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> Msg:
+        try:
+            return await self.client.request(
+                subject,
+                payload,
+                timeout=REQUEST_TIMEOUT_S,
+                headers=dict(headers) if headers else None,
+            )
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailableError(
+                f"NATS JetStream did not answer ({type(exc).__name__})."
+            ) from exc
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        reply: str = "",
+    ) -> None:
+        """Fire-and-forget core publish (acks to JetStream, control broadcasts)."""
+        try:
+            await self.client.publish(
+                subject, payload, reply=reply, headers=dict(headers) if headers else None
+            )
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailableError("NATS connection unavailable.") from exc
+
+    async def api(self, subject: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A `$JS.API.*` request; raises `JetStreamError` if JetStream refuses it."""
+        msg = await self.request(subject, orjson.dumps(body) if body is not None else b"")
+        return _checked(orjson.loads(msg.data) if msg.data else {})
+
+    async def store(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None = None
+    ) -> int:
+        """Publish into a stream and wait for its ack; returns the stream sequence.
+
+        Raises:
+            RevisionConflict: an expected-last-sequence header did not hold.
+            JetStreamError: any other refusal.
+        """
+        msg = await self.request(subject, payload, headers)
+        ack = orjson.loads(msg.data) if msg.data else {}
+        if "error" in ack:
+            err = ack["error"]
+            if err.get("err_code") == names.ERR_WRONG_LAST_SEQUENCE:
+                raise RevisionConflict(err.get("description", "wrong last sequence"))
+        return int(_checked(ack)["seq"])
+
+    async def direct_get(self, stream: str, subject: str) -> Msg | None:
+        """The last message on `subject`, or None when there is none."""
+        msg = await self.request(f"$JS.API.DIRECT.GET.{stream}.{subject}")
+        if msg.headers and msg.headers.get("Status"):
+            if msg.headers["Status"] == "404":
+                return None
+            raise JetStreamError(
+                int(msg.headers["Status"]),
+                0,
+                str(msg.headers.get("Description", "direct get failed")),
+            )
+        return msg
+
+
+def _checked(response: dict[str, Any]) -> dict[str, Any]:
+    err = response.get("error")
+    if err:
+        raise JetStreamError(
+            int(err.get("code", 500)),
+            int(err.get("err_code", 0)),
+            str(err.get("description", "JetStream error")),
+        )
+    return response
+
+
+def status_of(msg: Msg) -> str | None:
+    """The status code of a JetStream control message (404 no messages, 408, 409...), if any."""
+    if msg.headers:
+        status = msg.headers.get("Status")
+        return str(status) if status else None
+    return None
+
+
+def ack_metadata(reply: str) -> tuple[int, int]:
+    """(stream sequence, store time in ns) from a JetStream ack subject (v1 or v2 form)."""
+    tokens = reply.split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(tokens[5]), int(tokens[7])
+    # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>...
+    return int(tokens[7]), int(tokens[9])

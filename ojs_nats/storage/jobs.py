@@ -1,0 +1,74 @@
+"""Job records in the KV bucket `<NS>_JOBS`, key = job id, every write a compare-and-set.
+
+The record's revision is the stream sequence of its last write; `update` succeeds only if the
+record is still at the revision it was read at, so two replicas can never both apply a transition.
+Finished records carry a per-message TTL and disappear after the retention period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+
+from ojs_nats.storage import names as n
+from ojs_nats.storage.connection import Connection, RevisionConflict
+
+
+@dataclasses.dataclass(slots=True)
+class Stored:
+    """A record as read, with the revision a later update must expect."""
+
+    record: dict[str, Any]
+    revision: int
+
+
+class JobRecords:
+    def __init__(self, conn: Connection, names: n.Names) -> None:
+        self._conn = conn
+        self._names = names
+
+    def _subject(self, job_id: str) -> str:
+        return self._names.kv_subject(self._names.jobs_bucket, job_id)
+
+    async def get(self, job_id: str) -> Stored | None:
+        msg = await self._conn.direct_get(self._names.jobs_stream, self._subject(job_id))
+        if msg is None or not msg.data:
+            return None  # absent, deleted or expired
+        headers = msg.headers or {}
+        if headers.get("KV-Operation") in ("DEL", "PURGE"):
+            return None
+        return Stored(orjson.loads(msg.data), int(headers["Nats-Sequence"]))
+
+    async def create(self, job_id: str, record: dict[str, Any], ttl_s: int | None = None) -> int:
+        """Store a new record; raises `RevisionConflict` if the id is taken."""
+        try:
+            return await self._write(job_id, record, 0, ttl_s)
+        except RevisionConflict:
+            # A deleted or expired record leaves a marker; the id is free again then.
+            existing = await self._conn.direct_get(self._names.jobs_stream, self._subject(job_id))
+            if existing is None or not existing.data:
+                seq = int((existing.headers or {}).get("Nats-Sequence", 0)) if existing else 0
+                if seq:
+                    return await self._write(job_id, record, seq, ttl_s)
+            raise
+
+    async def update(
+        self, job_id: str, record: dict[str, Any], revision: int, ttl_s: int | None = None
+    ) -> int:
+        """Replace the record if it is still at `revision`; returns the new revision."""
+        return await self._write(job_id, record, revision, ttl_s)
+
+    async def delete(self, job_id: str) -> None:
+        await self._conn.api(
+            f"$JS.API.STREAM.PURGE.{self._names.jobs_stream}", {"filter": self._subject(job_id)}
+        )
+
+    async def _write(
+        self, job_id: str, record: dict[str, Any], expected: int, ttl_s: int | None
+    ) -> int:
+        headers = {n.EXPECTED_LAST_SUBJECT_SEQ: str(expected)}
+        if ttl_s:
+            headers[n.MSG_TTL] = f"{ttl_s}s"
+        return await self._conn.store(self._subject(job_id), orjson.dumps(record), headers)

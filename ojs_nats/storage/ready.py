@@ -1,0 +1,116 @@
+"""The ready index: stream `<NS>_READY`, one entry per runnable job, subject per (queue, priority).
+
+An entry carries the job id and the record step it was made for. A durable pull consumer per
+(queue, priority) hands entries to concurrent fetchers without overlap; the highest priority that
+has entries is asked first, and stream order gives FIFO within a priority. Entries are published
+before the record says `available` (so a crash can leave a stale entry, never a job without one);
+the fetcher checks every entry against the record and drops stale ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+
+from nats.aio.msg import Msg
+
+from ojs_nats.model.ids import now_ms
+from ojs_nats.storage import names as n
+from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.connection import Connection, JetStreamError, ack_metadata
+from ojs_nats.storage.provision import ensure_consumer
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadyEntry:
+    job_id: str
+    step: int
+    seq: int
+    #: Milliseconds since the entry was stored.
+    age_ms: int
+    reply: str
+
+
+class ReadyIndex:
+    def __init__(self, conn: Connection, names: n.Names, batches: BatchReplies) -> None:
+        self._conn = conn
+        self._names = names
+        self._batches = batches
+        self._consumers: set[tuple[str, int]] = set()
+
+    def forget(self) -> None:
+        """Drop cached consumer handles (after a reset deleted them)."""
+        self._consumers.clear()
+
+    async def ensure_consumer(self, queue: str, priority: int) -> None:
+        key = (queue, priority)
+        if key in self._consumers:
+            return
+        await ensure_consumer(
+            self._conn,
+            self._names.ready_stream,
+            self._names.ready_consumer(queue, priority),
+            self._names.ready_subject(queue, priority),
+        )
+        self._consumers.add(key)
+
+    async def publish(self, queue: str, priority: int, job_id: str, step: int) -> int:
+        """Add an entry; returns its stream sequence (kept in the record to delete it later)."""
+        await self.ensure_consumer(queue, priority)
+        payload = f"{job_id} {step}".encode()
+        return await self._conn.store(self._names.ready_subject(queue, priority), payload)
+
+    async def counts(self, queue: str) -> dict[int, int]:
+        """Entries per priority for `queue` (one request, whatever the number of priorities)."""
+        info = await self._conn.api(
+            f"$JS.API.STREAM.INFO.{self._names.ready_stream}",
+            {"subjects_filter": self._names.ready_filter(queue)},
+        )
+        subjects = (info.get("state") or {}).get("subjects") or {}
+        return {
+            int(subject.rsplit(".", 1)[1]): int(count)
+            for subject, count in subjects.items()
+            if count
+        }
+
+    async def pull(self, queue: str, priority: int, batch: int) -> list[ReadyEntry]:
+        await self.ensure_consumer(queue, priority)
+        try:
+            msgs = await self._batches.pull(
+                self._names.ready_stream, self._names.ready_consumer(queue, priority), batch
+            )
+        except JetStreamError:
+            log.warning("pull from ready consumer %s/%s failed", queue, priority, exc_info=True)
+            return []
+        return [entry for entry in map(_entry, msgs) if entry is not None]
+
+    async def ack(self, entry: ReadyEntry) -> None:
+        """The job was claimed (or the entry was stale): remove the entry."""
+        await self._conn.publish(entry.reply, b"+ACK")
+
+    async def retry_later(self, entry: ReadyEntry, delay_ms: int) -> None:
+        """The record is not there yet: offer the entry again after `delay_ms`."""
+        await self._conn.publish(entry.reply, b'-NAK {"delay": %d}' % (delay_ms * 1_000_000))
+
+    async def delete(self, seq: int) -> None:
+        """Remove the entry of a job that stopped being available (cancelled, expired)."""
+        with contextlib.suppress(JetStreamError):  # already claimed or gone: nothing to delete
+            await self._conn.api(
+                f"$JS.API.STREAM.MSG.DELETE.{self._names.ready_stream}",
+                {"seq": seq, "no_erase": True},
+            )
+
+
+def _entry(msg: Msg) -> ReadyEntry | None:
+    try:
+        job_id, step = msg.data.decode().split(" ", 1)
+        seq, stamp_ns = ack_metadata(msg.reply)
+        return ReadyEntry(
+            job_id, int(step), seq, max(0, now_ms() - stamp_ns // 1_000_000), msg.reply
+        )
+    except (ValueError, IndexError):
+        log.warning("malformed ready entry %r", msg.data[:80])
+        return None

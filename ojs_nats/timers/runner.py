@@ -1,0 +1,71 @@
+"""The timer runner: pulls fired timers and dispatches each to its use case, concurrently.
+
+One runs in every gateway process. The shared durable consumer gives each fired timer to one
+runner; a handler that fails or whose process dies leaves the timer unacked, so JetStream
+delivers it again (to any replica) after the redelivery wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ojs_nats.service import wake
+from ojs_nats.service.context import Context
+from ojs_nats.storage import FiredTimer
+
+log = logging.getLogger(__name__)
+
+#: Fired timers handled at once per process.
+CONCURRENCY = 128
+RETRY_AFTER_ERROR_MS = 1_000
+
+
+class TimerRunner:
+    def __init__(self, ctx: Context, concurrency: int = CONCURRENCY) -> None:
+        self._ctx = ctx
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        feed = self._ctx.storage.timers.feed()
+        pulling = asyncio.create_task(feed.run(), name="timer-feed")
+        try:
+            while True:
+                getter = asyncio.create_task(feed.queue.get())
+                done, _ = await asyncio.wait({getter, pulling}, return_when=asyncio.FIRST_COMPLETED)
+                if pulling in done:
+                    getter.cancel()
+                    pulling.result()  # re-raise: a dead feed must stop the process
+                    raise RuntimeError("timer feed stopped")
+                timer = getter.result()
+                await self._slots.acquire()
+                task = asyncio.create_task(self._handle(timer))
+                self._tasks.add(task)
+                task.add_done_callback(self._finished)
+        finally:
+            pulling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pulling
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, timer: FiredTimer) -> None:
+        try:
+            if timer.kind == "job":
+                await wake.on_job_timer(self._ctx, timer)
+            else:
+                log.warning("fired timer of unknown kind %r dropped", timer.kind)
+                await self._ctx.storage.timers.done(timer)
+        except Exception:
+            log.exception("timer %s/%s failed; it will be delivered again", timer.kind, timer.key)
+            with contextlib.suppress(Exception):
+                await self._ctx.storage.timers.again_in(timer, RETRY_AFTER_ERROR_MS)
+
+    async def drain(self) -> None:
+        """Let in-flight handlers finish (shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)

@@ -1,0 +1,193 @@
+"""A job's life through the HTTP API, on a real nats-server (app in-process)."""
+
+import asyncio
+import time
+
+
+async def push(client, queue="life", **options):
+    body = {"type": "a.b", "args": [options.pop("n", 0)], "options": {"queue": queue, **options}}
+    response = await client.post("/ojs/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/ojs/v1/jobs/{response.json()['job']['id']}"
+    return response.json()["job"]
+
+
+async def fetch(client, *queues, count=1, **extra):
+    response = await client.post("/ojs/v1/workers/fetch",
+                                 json={"queues": list(queues), "count": count, **extra})
+    assert response.status_code == 200, response.text
+    return response.json()["jobs"]
+
+
+async def state(client, job_id):
+    return (await client.get(f"/ojs/v1/jobs/{job_id}")).json()["job"]
+
+
+async def wait_for_state(client, job_id, wanted, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = await state(client, job_id)
+        if job["state"] == wanted:
+            return job
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{job_id} still {job['state']}, wanted {wanted}")
+
+
+async def test_priority_order_then_fifo_within_a_priority(client):
+    pushed = [await push(client, "prio", priority=p, n=i)
+              for i, p in enumerate([0, 10, -10, 10, 0, 100])]
+    got = await fetch(client, "prio", count=10)
+    order = [(j["priority"], j["args"][0]) for j in got]
+    assert order == [(100, 5), (10, 1), (10, 3), (0, 0), (0, 4), (-10, 2)]
+    assert {j["id"] for j in got} == {j["id"] for j in pushed}
+
+
+async def test_queues_are_served_left_to_right(client):
+    low = await push(client, "q-low")
+    high = await push(client, "q-high")
+    got = await fetch(client, "q-high", "q-low", count=2)
+    assert [j["id"] for j in got] == [high["id"], low["id"]]
+
+
+async def test_ack_stores_the_result_and_emits_events(client):
+    job = await push(client, "events-q")
+    [claimed] = await fetch(client, "events-q", worker_id="w-1")
+    assert claimed["attempt"] == 1
+    assert claimed["state"] == "active"
+    ack = await client.post("/ojs/v1/workers/ack",
+                            json={"job_id": job["id"], "result": {"n": 42}, "worker_id": "w-1"})
+    assert ack.json()["state"] == "completed"
+    assert (await state(client, job["id"]))["result"] == {"n": 42}
+    events = (await client.get("/ojs/v1/events?queues=events-q")).json()["events"]
+    assert [e["type"] for e in events] == ["job.enqueued", "job.started", "job.completed"]
+    assert all(e["subject"] == job["id"] and e["id"].startswith("evt_") for e in events)
+    only = (await client.get("/ojs/v1/events?queues=events-q&types=job.started")).json()
+    assert [e["type"] for e in only["events"]] == ["job.started"]
+    after = (await client.get(f"/ojs/v1/events?queues=events-q&after={only['cursor']}")).json()
+    assert [e["type"] for e in after["events"]] == ["job.completed"]
+
+
+async def test_retry_then_dead_letter_then_manual_retry(client):
+    retry = {"max_attempts": 2, "initial_interval": "PT0.2S", "jitter": False,
+             "on_exhaustion": "dead_letter"}
+    job = await push(client, "dlq", retry=retry)
+    await fetch(client, "dlq")
+    first = await client.post("/ojs/v1/workers/nack", json={
+        "job_id": job["id"], "error": {"code": "handler_error", "message": "boom"}})
+    assert first.json()["state"] == "retryable"
+    assert first.json()["retry_delay_ms"] == 200
+    await wait_for_state(client, job["id"], "available", 3)
+    [again] = await fetch(client, "dlq")
+    assert again["attempt"] == 2
+    second = await client.post("/ojs/v1/workers/nack", json={
+        "job_id": job["id"], "error": {"code": "handler_error", "message": "boom again"}})
+    assert second.json()["state"] == "discarded"
+    listing = (await client.get("/ojs/v1/dead-letter?queue=dlq")).json()
+    assert [j["id"] for j in listing["jobs"]] == [job["id"]]
+    assert listing["pagination"]["total"] == 1
+    assert len(listing["jobs"][0]["errors"]) == 2
+    retried = await client.post(f"/ojs/v1/dead-letter/{job['id']}/retry")
+    assert retried.json()["job"]["attempt"] == 0
+    assert (await client.get("/ojs/v1/dead-letter?queue=dlq")).json()["jobs"] == []
+    [third] = await fetch(client, "dlq")
+    assert third["attempt"] == 1
+
+
+async def test_visibility_timeout_requeues_and_heartbeat_extends(client):
+    kept = await push(client, "vis", visibility_timeout_ms=600)
+    lost = await push(client, "vis", visibility_timeout_ms=600)
+    await fetch(client, "vis", count=2, worker_id="w-vis")
+    for _ in range(4):
+        await asyncio.sleep(0.3)
+        beat = await client.post("/ojs/v1/workers/heartbeat",
+                                 json={"worker_id": "w-vis", "active_jobs": [kept["id"]]})
+        assert beat.json()["jobs_extended"] == [kept["id"]]
+        assert beat.json()["state"] == "running"
+    assert (await state(client, kept["id"]))["state"] == "active"
+    requeued = await state(client, lost["id"])
+    assert requeued["state"] == "available"
+    assert requeued["errors"][-1]["code"] == "visibility_timeout"
+    [refetched] = await fetch(client, "vis")
+    assert refetched["id"] == lost["id"]
+    assert refetched["attempt"] == 2
+
+
+async def test_execution_timeout_fails_the_attempt(client):
+    job = await push(client, "exec", timeout_ms=300, retry={"max_attempts": 1})
+    await fetch(client, "exec")
+    failed = await wait_for_state(client, job["id"], "discarded", 3)
+    assert failed["error"]["code"] == "timeout"
+
+
+async def test_scheduled_job_becomes_available_on_time(client):
+    job = await push(client, "later", scheduled_at="+PT0.5S")
+    assert job["state"] == "scheduled"
+    assert await fetch(client, "later") == []
+    started = time.monotonic()
+    await wait_for_state(client, job["id"], "available", 3)
+    assert 0.3 < time.monotonic() - started < 1.5
+    assert len(await fetch(client, "later")) == 1
+
+
+async def test_expired_job_is_discarded_and_never_fetched(client):
+    job = await push(client, "ttl", expires_at="+PT0.4S")
+    await asyncio.sleep(0.6)
+    assert await fetch(client, "ttl") == []
+    expired = await state(client, job["id"])
+    assert expired["state"] == "discarded"
+    assert "completed_at" not in expired
+
+
+async def test_pending_job_waits_for_activation(client):
+    job = await push(client, "staged", pending=True)
+    assert job["state"] == "pending"
+    assert await fetch(client, "staged") == []
+    activated = await client.post(f"/ojs/v1/jobs/{job['id']}/activate")
+    assert activated.json()["job"]["state"] == "available"
+    assert [j["id"] for j in await fetch(client, "staged")] == [job["id"]]
+    again = await client.post(f"/ojs/v1/jobs/{job['id']}/activate")
+    assert again.status_code == 409
+
+
+async def test_cancelled_available_job_is_never_fetched(client):
+    job = await push(client, "cancel-q")
+    cancelled = await client.delete(f"/ojs/v1/jobs/{job['id']}")
+    assert cancelled.json()["job"]["previous_state"] == "available"
+    assert await fetch(client, "cancel-q") == []
+
+
+async def test_alias_endpoints_behave_like_the_worker_endpoints(client):
+    job = await push(client, "alias")
+    fetched = await client.post("/ojs/v1/jobs/fetch", json={"queues": ["alias"]})
+    assert fetched.json()["jobs"][0]["id"] == job["id"]
+    failed = await client.post(f"/ojs/v1/jobs/{job['id']}/fail",
+                               json={"error": {"code": "x", "message": "m"}})
+    assert failed.json()["state"] == "retryable"
+    other = await push(client, "alias2")
+    await client.post("/ojs/v1/jobs/fetch", json={"queues": ["alias2"]})
+    acked = await client.post(f"/ojs/v1/jobs/{other['id']}/ack", json={"result": 1})
+    assert acked.json()["state"] == "completed"
+
+
+async def test_queue_list_counts_by_state(client):
+    await push(client, "listed")
+    await push(client, "listed")
+    await fetch(client, "listed")
+    queues = {q["name"]: q for q in (await client.get("/ojs/v1/queues")).json()["queues"]}
+    assert queues["listed"]["available"] == 1
+    assert queues["listed"]["active"] == 1
+
+
+async def test_health_and_manifest(client):
+    health = await client.get("/ojs/v1/health")
+    assert health.json()["status"] == "ok"
+    assert health.json()["backend"]["type"] == "nats"
+    manifest = (await client.get("/ojs/manifest")).json()
+    assert manifest["specversion"] == "1.0"
+    assert manifest["conformance_level"] >= 1
+    assert (await client.get("/ready")).status_code == 200
+
+
+async def test_request_id_is_echoed(client):
+    response = await client.get("/ojs/v1/health", headers={"x-request-id": "req-abc"})
+    assert response.headers["x-request-id"] == "req-abc"

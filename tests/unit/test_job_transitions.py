@@ -1,0 +1,181 @@
+"""Job record transitions as pure functions: legality, fields, and the writes they ask for."""
+
+import pytest
+
+from ojs_nats.errors import ConflictError
+from ojs_nats.model import job as jobs
+from ojs_nats.model.envelope import parse_submission
+from ojs_nats.model.lifecycle import LEGAL, TERMINAL, State
+
+T0 = 1_770_892_200_000
+
+
+def new(options=None, **fields):
+    body = {"type": "a.b", "args": [1], "options": options or {}, **fields}
+    return jobs.new_record(parse_submission(body, T0), T0).record
+
+
+def claimed(options=None, visibility=30_000, timeout=None, worker="w1"):
+    return jobs.claim(new(options), T0 + 10, worker, visibility, timeout).record
+
+
+def test_new_job_is_available_and_asks_for_a_ready_entry():
+    change = jobs.new_record(parse_submission({"type": "a.b", "args": []}, T0), T0)
+    assert change.after is State.AVAILABLE
+    assert change.ready is True
+    assert change.wake_at is None
+    assert [e.type for e in change.events] == ["job.enqueued"]
+
+
+def test_scheduled_job_asks_for_a_timer_and_no_ready_entry():
+    change = jobs.new_record(
+        parse_submission({"type": "a.b", "args": [], "options": {"scheduled_at": "+PT5S"}}, T0),
+        T0)
+    assert change.after is State.SCHEDULED
+    assert change.ready is False
+    assert change.wake_at == T0 + 5000
+
+
+def test_claim_sets_attempt_lease_and_moves_the_step():
+    record = new()
+    change = jobs.claim(record, T0 + 10, "w1", 30_000, 2_000)
+    job, sys = change.record["job"], change.record["sys"]
+    assert job["state"] == "active"
+    assert job["attempt"] == 1
+    assert job["started_at"].endswith("Z")
+    assert sys["lease"]["deadline"] == T0 + 10 + 30_000
+    assert sys["lease"]["exec_deadline"] == T0 + 10 + 2_000
+    assert change.wake_at == T0 + 10 + 2_000
+    assert sys["step"] == record["sys"]["step"] + 1
+
+
+def test_complete_clears_error_and_keeps_result():
+    record = claimed()
+    record["job"]["error"] = {"code": "x"}
+    change = jobs.complete(record, T0 + 50, {"ok": True}, "w1")
+    assert change.after is State.COMPLETED
+    assert change.record["job"]["result"] == {"ok": True}
+    assert "error" not in change.record["job"]
+    assert change.events[0].data["duration_ms"] == 40
+
+
+def test_ack_from_another_worker_is_refused():
+    with pytest.raises(ConflictError):
+        jobs.complete(claimed(worker="w1"), T0 + 50, None, "w2")
+
+
+def test_failure_with_attempts_left_is_retryable_with_backoff():
+    record = claimed({"retry": {"initial_interval": "PT1S", "jitter": False}})
+    change = jobs.fail(record, T0 + 100, {"code": "handler_error", "message": "boom"}, None)
+    job = change.record["job"]
+    assert change.after is State.RETRYABLE
+    assert job["retry_delay_ms"] == 1000
+    assert change.wake_at == T0 + 1100
+    assert job["errors"][0]["attempt"] == 1
+    assert [e.type for e in change.events] == ["job.failed", "job.retrying"]
+
+
+@pytest.mark.parametrize("error", [
+    {"code": "handler_error", "message": "x", "retryable": False},
+    {"code": "DISCARD", "message": "x"},
+    {"code": "handler_error", "message": "x", "details": {"error_class": "FatalError"}},
+])
+def test_permanent_failures_discard_at_once(error):
+    record = claimed({"retry": {"max_attempts": 5, "non_retryable_errors": ["FatalError"]}})
+    change = jobs.fail(record, T0 + 100, error, None)
+    assert change.after is State.DISCARDED
+    assert change.record["job"]["completed_at"] == change.record["job"]["discarded_at"]
+    assert change.dead_letter is None
+
+
+def test_exhausted_job_goes_to_the_dead_letter_queue_when_asked():
+    record = claimed({"retry": {"max_attempts": 1, "on_exhaustion": "dead_letter"}})
+    change = jobs.fail(record, T0 + 100, {"code": "e", "message": "m"}, None)
+    assert change.after is State.DISCARDED
+    assert change.dead_letter is True
+    back = jobs.retry_dead(change.record, T0 + 200)
+    assert back.after is State.AVAILABLE
+    assert back.record["job"]["attempt"] == 0
+    assert back.dead_letter is False
+
+
+def test_nack_with_requeue_makes_the_job_available_without_a_failure():
+    change = jobs.fail(claimed(), T0 + 100, {"code": "cancelled", "retryable": False}, None,
+                       requeue=True)
+    assert change.after is State.AVAILABLE
+    assert change.ready is True
+    assert "errors" not in change.record["job"]
+
+
+def test_heartbeat_extends_the_lease_without_a_new_step():
+    record = claimed(visibility=3000)
+    change = jobs.extend(record, T0 + 2000, "w1", None, 1_800_000)
+    assert change.record["sys"]["lease"]["deadline"] == T0 + 5000
+    assert change.step == record["sys"]["step"]
+    assert change.wake_at is None  # the pending timer re-arms itself when it fires
+
+
+def test_wake_requeues_an_expired_lease_then_times_out_an_overrun():
+    record = claimed(visibility=3000)
+    assert jobs.on_wake(record, T0 + 2000) is None
+    requeued = jobs.on_wake(record, T0 + 3010)
+    assert requeued is not None
+    assert requeued.after is State.AVAILABLE
+    timed = jobs.on_wake(claimed(visibility=30_000, timeout=2000), T0 + 2010)
+    assert timed is not None
+    assert timed.after is State.RETRYABLE
+    assert timed.record["job"]["error"]["code"] == "timeout"
+
+
+def test_visibility_expiry_on_the_last_attempt_follows_the_retry_policy():
+    record = claimed({"retry": {"max_attempts": 1}}, visibility=1000)
+    change = jobs.on_wake(record, T0 + 1100)
+    assert change is not None
+    assert change.after is State.DISCARDED
+
+
+def test_wake_expires_a_waiting_job_without_completed_at():
+    record = new({"expires_at": "+PT2S"})
+    assert jobs.next_wake(record) == T0 + 2000
+    change = jobs.on_wake(record, T0 + 2000)
+    assert change is not None
+    assert change.after is State.DISCARDED
+    assert "completed_at" not in change.record["job"]
+    assert change.events[0].type == "job.expired"
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL))
+def test_terminal_states_refuse_everything_but_the_dead_letter_retry(state):
+    record = new()
+    record["job"]["state"] = state.value
+    for action in (lambda r: jobs.cancel(r, T0), lambda r: jobs.complete(r, T0, None, None),
+                   lambda r: jobs.fail(r, T0, {"code": "x"}, None),
+                   lambda r: jobs.claim(r, T0, None, 1000, None)):
+        with pytest.raises(ConflictError):
+            action(record)
+
+
+def test_cancel_of_an_active_job_is_immediate():
+    change = jobs.cancel(claimed(), T0 + 5)
+    assert change.after is State.CANCELLED
+    assert change.record["job"]["attempt"] == 1
+    assert "completed_at" not in change.record["job"]
+
+
+def test_every_state_has_an_entry_in_the_transition_table():
+    assert set(LEGAL) == set(State)
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("Database connection timed out", "ConnectionTimeout"),
+    ("API rate limit reached", "RateLimitExceeded"),
+    ("Unexpected null reference", "InternalServerError"),
+    ("request timeout after 10s", "Timeout"),
+])
+def test_error_type_from_the_message_when_none_is_given(message, expected):
+    assert jobs.error_type({"code": "handler_error", "message": message}) == expected
+
+
+def test_explicit_error_type_wins():
+    assert jobs.error_type({"type": "smtp.refused", "message": "rate limit"}) == "smtp.refused"
+    assert jobs.error_type({"details": {"error_class": "Fatal"}}) == "Fatal"
