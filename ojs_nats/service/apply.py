@@ -26,6 +26,7 @@ from ojs_nats.storage import RevisionConflict, Stored
 #: Compare-and-set attempts before giving up on a hot record.
 MAX_CAS_ATTEMPTS = 8
 TIMER_KIND = "job"
+FINISHED_KIND = "finished"
 
 
 async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> int:
@@ -38,6 +39,9 @@ async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> in
         first.append(_publish_ready(ctx, record))
     if change.wake_at is not None:
         first.append(st.timers.arm(TIMER_KIND, jobs.timer_key(record), change.wake_at))
+    if change.finished and sys.get("on_finish"):
+        # The followers run from a timer armed before the job finishes: durable, at once.
+        first.append(st.timers.arm(FINISHED_KIND, jobs.timer_key(record), ctx.clock()))
     if first:
         await asyncio.gather(*first)
     ttl = _retention(ctx, change)
@@ -131,14 +135,19 @@ def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict
         "state": str(change.after),
     }
     data.update({k: v for k, v in event.data.items() if v is not None})
+    return event_at(ctx, event.type, job["id"], data)
+
+
+def event_at(ctx: Context, kind: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An OJS event envelope stamped now, from this process."""
     now = ctx.clock()
     return {
         "specversion": "1.0",
         "id": "evt_" + ids.uuid7(now),
-        "type": event.type,
+        "type": kind,
         "source": ctx.source,
         "time": ids.format_ts(now),
-        "subject": job["id"],
+        "subject": subject,
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -30,7 +30,7 @@ from ojs_nats.storage.connection import Connection, JetStreamError, ack_metadata
 log = logging.getLogger(__name__)
 
 #: Fired timers asked for per pull request, and how long such a request waits on the server.
-PULL_BATCH = 200
+PULL_BATCH = 100
 PULL_EXPIRES_S = 5.0
 #: Schedules are set this much before the real due time (see the module docstring).
 LEAD_MS = 350
@@ -78,6 +78,16 @@ class Timers:
         except JetStreamError:
             log.debug("disarm %s/%s failed", kind, key, exc_info=True)
 
+    async def disarm_all(self, kind: str, prefix: str) -> None:
+        """Disarm every timer `<kind>.<prefix>.<one more token>` (e.g. all ticks of a cron)."""
+        try:
+            await self._conn.api(
+                f"$JS.API.STREAM.PURGE.{self._names.timers_stream}",
+                {"filter": self._names.timer_subject(kind, f"{prefix}.*")},
+            )
+        except JetStreamError:
+            log.debug("disarm_all %s/%s failed", kind, prefix, exc_info=True)
+
     async def done(self, timer: FiredTimer) -> None:
         await self._conn.publish(timer.reply, b"+ACK")
 
@@ -101,6 +111,14 @@ class TimerFeed:
         self._sub: Subscription | None = None
         self._since_request = 0
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+
+    async def take(self) -> FiredTimer:
+        """The next fired timer (waits for one)."""
+        timer = await self.queue.get()
+        if self.queue.qsize() < PULL_BATCH:
+            self._room.set()
+        return timer
 
     async def _on_msg(self, msg: Msg) -> None:
         status = status_of(msg)
@@ -126,6 +144,11 @@ class TimerFeed:
         body = orjson.dumps({"batch": PULL_BATCH, "expires": int(PULL_EXPIRES_S * 1e9)})
         try:
             while True:
+                # Flow control: fired timers wait here only briefly, well inside the
+                # consumer's redelivery time, even when a burst fires at once.
+                while self.queue.qsize() >= PULL_BATCH:
+                    self._room.clear()
+                    await self._room.wait()
                 self._since_request = 0
                 self._wake.clear()
                 if self._conn.connected:
