@@ -29,8 +29,14 @@ TIMER_KIND = "job"
 FINISHED_KIND = "finished"
 
 
-async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> int:
-    """Apply `change` over `stored` (None: create). Raises `RevisionConflict` if it lost."""
+async def commit(
+    ctx: Context, change: jobs.Change, stored: Stored | None, timer_fired: bool = False
+) -> int:
+    """Apply `change` over `stored` (None: create). Raises `RevisionConflict` if it lost.
+
+    `timer_fired`: the change is made by the job's own timer, which has fired, so there is no
+    pending timer of the previous step to disarm.
+    """
     st = ctx.storage
     record = change.record
     job, sys = record["job"], record["sys"]
@@ -54,7 +60,7 @@ async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> in
         if stored is None and change.ready and sys.get("ready_seq"):
             await st.ready.delete(int(sys["ready_seq"]))  # the id was taken: undo our entry
         raise
-    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None))
+    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None, timer_fired))
     return revision
 
 
@@ -100,7 +106,7 @@ def _retention(ctx: Context, change: jobs.Change) -> int | None:
 
 
 def _follow_ups(
-    ctx: Context, change: jobs.Change, previous: jobs.Record | None
+    ctx: Context, change: jobs.Change, previous: jobs.Record | None, timer_fired: bool
 ) -> list[Awaitable[Any]]:
     st = ctx.storage
     job = change.record["job"]
@@ -117,7 +123,7 @@ def _follow_ups(
     elif change.dead_letter is False:
         work.append(st.dead.remove(queue, job_id))
     if previous is not None and change.step != int(previous["sys"]["step"]):
-        if jobs.next_wake(previous) is not None:
+        if jobs.next_wake(previous) is not None and not timer_fired:
             work.append(st.timers.disarm(TIMER_KIND, jobs.timer_key(previous)))
         seq = previous["sys"].get("ready_seq")
         if change.before == State.AVAILABLE and change.after != State.ACTIVE and seq:

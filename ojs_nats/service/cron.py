@@ -14,8 +14,6 @@ import contextlib
 import logging
 from typing import Any
 
-import orjson
-
 from ojs_nats.errors import ConflictError, InvalidRequestError, NotFoundError
 from ojs_nats.model import cron as schedules
 from ojs_nats.model import envelope, ids
@@ -221,7 +219,7 @@ async def _arm_ahead(
         ticks.append(tick)
         if tick > now + LOOKAHEAD_MS:
             break
-    payload = orjson.dumps({"generation": record["generation"]})
+    payload = {"generation": record["generation"]}
     await asyncio.gather(
         *(ctx.storage.timers.arm(TIMER_KIND, f"{record['name']}.{t}", t, payload) for t in ticks)
     )
@@ -235,7 +233,7 @@ async def on_tick(ctx: Context, timer: FiredTimer) -> None:
     """Handle one fired tick; acked only once its job exists and the cron moved on."""
     name, _, tick_text = timer.key.rpartition(".")
     tick = int(tick_text)
-    generation = int(orjson.loads(timer.payload).get("generation", 0))
+    generation = int(timer.data.get("generation", 0))
     stored = await ctx.storage.cron.get(name)
     now = ctx.clock()
     if stored is None or not stored.record["enabled"]:
@@ -243,9 +241,6 @@ async def on_tick(ctx: Context, timer: FiredTimer) -> None:
         return
     if stored.record["generation"] != generation:
         await _stale(ctx, timer, stored, generation)
-        return
-    if now < tick:
-        await ctx.storage.timers.again_in(timer, tick - now)  # armed early for precision
         return
     record = stored.record
     schedule = _schedule_of(record)

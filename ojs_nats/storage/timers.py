@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
@@ -41,7 +42,9 @@ MIN_REQUEST_INTERVAL_S = 0.02
 class FiredTimer:
     kind: str
     key: str
-    payload: bytes
+    #: When it was due (epoch ms) and what the arming side attached.
+    due_ms: int
+    data: dict[str, Any]
     reply: str
 
     @property
@@ -58,10 +61,12 @@ class Timers:
         self._conn = conn
         self._names = names
 
-    async def arm(self, kind: str, key: str, at_ms: int, payload: bytes = b"") -> None:
-        """Fire at about `at_ms` (epoch ms, possibly up to LEAD_MS early); replaces any earlier
-        timer of the same kind and key."""
-        body = payload or key.encode()
+    async def arm(
+        self, kind: str, key: str, at_ms: int, data: dict[str, Any] | None = None
+    ) -> None:
+        """Fire at about `at_ms` (epoch ms, possibly up to LEAD_MS early: see `FiredTimer.due_ms`);
+        replaces any earlier timer of the same kind and key."""
+        body = orjson.dumps({"due": at_ms, **(data or {})})
         target = self._names.timer_target(kind, key)
         if at_ms - now_ms() <= LEAD_MS:
             await self._conn.store(target, body)  # due almost now: fire at once
@@ -130,7 +135,14 @@ class TimerFeed:
             return
         prefix = self._names.fired_filter[:-1]
         kind, _, key = msg.subject[len(prefix) :].partition(".")
-        self.queue.put_nowait(FiredTimer(kind, key, msg.data, msg.reply))
+        try:
+            data = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            data = {}
+        due = int(data.pop("due", 0)) if isinstance(data, dict) else 0
+        self.queue.put_nowait(
+            FiredTimer(kind, key, due, data if isinstance(data, dict) else {}, msg.reply)
+        )
         self._since_request += 1
         if self._since_request >= PULL_BATCH // 2:
             self._wake.set()

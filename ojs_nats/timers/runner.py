@@ -65,7 +65,11 @@ class TimerRunner:
     async def _handle(self, timer: FiredTimer) -> None:
         handler = HANDLERS.get(timer.kind)
         try:
-            if handler is None:
+            early = timer.due_ms - self._ctx.clock()
+            if early > 0:
+                # Timers are scheduled a little early for precision: hand it back until due.
+                await self._ctx.storage.timers.again_in(timer, early)
+            elif handler is None:
                 log.warning("fired timer of unknown kind %r dropped", timer.kind)
                 await self._ctx.storage.timers.done(timer)
             else:
