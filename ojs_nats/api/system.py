@@ -15,7 +15,7 @@ from ojs_nats.errors import OjsError
 router = APIRouter()
 
 #: The conformance level this build passes in full (see README).
-CONFORMANCE_LEVEL = 2
+CONFORMANCE_LEVEL = 3
 
 
 def manifest_body() -> dict[str, Any]:
@@ -42,7 +42,7 @@ def manifest_body() -> dict[str, Any]:
             "rate_limiting": False,
             "schema_validation": False,
             "unique_jobs": False,
-            "workflows": False,
+            "workflows": True,
             "pause_resume": False,
             "heartbeat": True,
             "visibility_timeout": True,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 import zoneinfo
 from functools import lru_cache
@@ -19,6 +18,7 @@ from functools import lru_cache
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from ojs_nats.errors import InvalidRequestError
+from ojs_nats.model import ids
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9\-.]*$")
 MAX_NAME_LEN = 255
@@ -137,14 +137,7 @@ def validate_name(value: object) -> str:
 def tick_job_id(namespace: str, name: str, tick_ms: int) -> str:
     """The id of the job a cron tick enqueues: the same tick always gives the same id, so a
     retried tick can never enqueue twice (the job store refuses a second create)."""
-    digest = int.from_bytes(
-        hashlib.sha256(f"{namespace}\0{name}\0{tick_ms}".encode()).digest()[:10]
-    )
-    rand_a = digest >> 68 & 0xFFF
-    rand_b = digest & ((1 << 62) - 1)
-    value = (tick_ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return ids.derived_uuid7(tick_ms, namespace, "cron", name)
 
 
 @lru_cache(maxsize=256)

@@ -7,6 +7,7 @@ only at the wire. Ids made in one process sort in creation order (RFC 9562 §6.2
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import threading
@@ -41,6 +42,20 @@ def uuid7(at_ms: int | None = None) -> str:
         _last_ms = ms
         rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
         value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def derived_uuid7(at_ms: int, *parts: str) -> str:
+    """A UUIDv7 fixed by its inputs: timestamp `at_ms`, the rest a hash of `parts`.
+
+    Used where a retried operation must create the same job again (cron ticks, workflow
+    steps): the second create then fails as a duplicate instead of creating a twin.
+    """
+    digest = int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:10], "big")
+    rand_a = digest >> 68 & 0xFFF
+    rand_b = digest & ((1 << 62) - 1)
+    value = (at_ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

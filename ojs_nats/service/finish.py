@@ -1,9 +1,9 @@
 """Followers of a finished job: what must happen when a job reaches a terminal state.
 
-A job's `sys.on_finish` lists actions (today: activate a pending job, as cron's `enqueue`
-overlap policy needs). The transition that finishes the job arms a `finished` timer before its
-compare-and-set; this handler then runs the actions. Each action is idempotent, so a redelivered
-timer repeats nothing.
+A job's `sys.on_finish` lists actions: activate a pending job (cron's `enqueue` overlap
+policy) or advance a workflow the job belongs to. The transition that finishes the job arms a
+`finished` timer before its compare-and-set; this handler then runs the actions. Each action
+is idempotent, so a redelivered timer repeats nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from ojs_nats.errors import ConflictError, NotFoundError
 from ojs_nats.model import job as jobs
 from ojs_nats.model.lifecycle import TERMINAL, State
+from ojs_nats.service import workflows
 from ojs_nats.service.apply import transition
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
@@ -40,11 +41,15 @@ async def on_job_finished(ctx: Context, timer: FiredTimer) -> None:
         return
     if State(record["job"]["state"]) in TERMINAL:
         for action in record["sys"].get("on_finish") or []:
-            await _run(ctx, action)
+            await _run(ctx, action, record)
     await timers.done(timer)
 
 
-async def _run(ctx: Context, action: dict[str, object]) -> None:
+async def _run(ctx: Context, action: dict[str, object], record: jobs.Record) -> None:
+    workflow_id, member = action.get("workflow"), action.get("member")
+    if isinstance(workflow_id, str) and isinstance(member, str):
+        await workflows.on_member_finished(ctx, workflow_id, member, record)
+        return
     target = action.get("activate")
     if isinstance(target, str):
         # Already activated, cancelled or gone: nothing left to do then.

@@ -25,9 +25,24 @@ async def push(ctx: Context, body: object) -> dict[str, Any]:
     return job
 
 
-async def create(ctx: Context, submission: Submission, now: int) -> dict[str, Any] | None:
-    """Store a validated job; None if a job with its id exists already."""
+async def create(
+    ctx: Context,
+    submission: Submission,
+    now: int,
+    extra: dict[str, Any] | None = None,
+    followers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """Store a validated job; None if a job with its id exists already.
+
+    Args:
+        extra: system fields to set on the wire job (e.g. `workflow_id`, `parent_results`).
+        followers: actions to run when the job finishes (see service/finish.py).
+    """
     change = jobs.new_record(submission, now)
+    if extra:
+        change.record["job"].update(extra)
+    if followers:
+        change.record["sys"]["on_finish"] = list(followers)
     await ctx.storage.queues.register(submission.queue, ids.format_ts(now))
     try:
         await commit(ctx, change, None)

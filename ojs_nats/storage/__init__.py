@@ -24,6 +24,7 @@ from ojs_nats.storage.queues import QueueSettings
 from ojs_nats.storage.ready import ReadyEntry, ReadyIndex
 from ojs_nats.storage.timers import FiredTimer, Timers
 from ojs_nats.storage.workers import Workers
+from ojs_nats.storage.workflows import WorkflowRecords
 
 __all__ = [
     "FiredTimer",
@@ -52,6 +53,7 @@ class Storage:
         self.queues = QueueSettings(conn, self.names)
         self.workers = Workers(conn, self.names)
         self.cron = CronRegistry(conn, self.names, self.batches)
+        self.workflows = WorkflowRecords(conn, self.names)
 
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
@@ -93,6 +95,7 @@ class Storage:
             f"KV_{names.queues_bucket}",
             f"KV_{names.workers_bucket}",
             f"KV_{names.cron_bucket}",
+            f"KV_{names.workflows_bucket}",
         ]
         for stream in streams:
             await self.conn.api(f"$JS.API.STREAM.PURGE.{stream}", {})

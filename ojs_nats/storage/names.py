@@ -58,6 +58,10 @@ class Names:
         return f"{self.prefix}_CRON"
 
     @property
+    def workflows_bucket(self) -> str:
+        return f"{self.prefix}_WORKFLOWS"
+
+    @property
     def ready_stream(self) -> str:
         return f"{self.prefix}_READY"
 

@@ -64,6 +64,9 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
         _bucket(settings, names.queues_bucket),
         _bucket(settings, names.workers_bucket, **with_ttl),
         _bucket(settings, names.cron_bucket),
+        _bucket(
+            settings, names.workflows_bucket, max_msg_size=settings.max_body_bytes * 4, **with_ttl
+        ),
         # Ready index: one entry per runnable job; acked (so deleted) when a fetcher claims it.
         _stream(settings, names.ready_stream, [f"{ns}.ready.>"], retention="workqueue"),
         # Durable timers: schedules under .at., fired copies under .fired. (one consumer).

@@ -9,6 +9,7 @@ the fetcher checks every entry against the record and drops stale ones.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -40,21 +41,34 @@ class ReadyIndex:
         self._names = names
         self._batches = batches
         self._consumers: set[tuple[str, int]] = set()
+        self._creating: dict[tuple[str, int], asyncio.Future[None]] = {}
 
     def forget(self) -> None:
         """Drop cached consumer handles (after a reset deleted them)."""
         self._consumers.clear()
 
     async def ensure_consumer(self, queue: str, priority: int) -> None:
+        """Create the (queue, priority) consumer once per process.
+
+        Concurrent first callers share one creation and resume in the order they called, so
+        jobs enqueued together keep their order in the ready index (FIFO).
+        """
         key = (queue, priority)
         if key in self._consumers:
             return
-        await ensure_consumer(
-            self._conn,
-            self._names.ready_stream,
-            self._names.ready_consumer(queue, priority),
-            self._names.ready_subject(queue, priority),
-        )
+        creating = self._creating.get(key)
+        if creating is None:
+            creating = asyncio.ensure_future(
+                ensure_consumer(
+                    self._conn,
+                    self._names.ready_stream,
+                    self._names.ready_consumer(queue, priority),
+                    self._names.ready_subject(queue, priority),
+                )
+            )
+            self._creating[key] = creating
+            creating.add_done_callback(lambda _: self._creating.pop(key, None))
+        await asyncio.shield(creating)
         self._consumers.add(key)
 
     async def publish(self, queue: str, priority: int, job_id: str, step: int) -> int:

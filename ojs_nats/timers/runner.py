@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from ojs_nats.service import cron, finish, wake
+from ojs_nats.service import cron, finish, wake, workflows
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
 
@@ -28,6 +28,7 @@ HANDLERS: dict[str, Handler] = {
     "job": wake.on_job_timer,
     "finished": finish.on_job_finished,
     "cron": cron.on_tick,
+    "workflow": workflows.on_repair,
 }
 
 
