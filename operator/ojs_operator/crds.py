@@ -65,8 +65,9 @@ def _duration(description: str, **extra: Any) -> Schema:
 
 
 def _queue_name(description: str, **extra: Any) -> Schema:
-    return _str(description, pattern=envelope.QUEUE_RE.pattern,
-                maxLength=envelope.MAX_QUEUE_LEN, **extra)
+    return _str(
+        description, pattern=envelope.QUEUE_RE.pattern, maxLength=envelope.MAX_QUEUE_LEN, **extra
+    )
 
 
 def _any_json(description: str) -> Schema:
@@ -79,18 +80,27 @@ def retry_policy_schema() -> Schema:
     return _obj(
         "Retry policy (ojs-retry.md): attempts, backoff and what happens when they run out.",
         {
-            "maxAttempts": _int("Total attempts including the first.", 1, default=3,
-                                maximum=1000),
+            "maxAttempts": _int("Total attempts including the first.", 1, default=3, maximum=1000),
             "initialInterval": _duration("Delay before the first retry.", default="PT1S"),
-            "backoffCoefficient": {"type": "number", "minimum": 1, "maximum": 100,
-                                   "default": 2.0,
-                                   "description": "Multiplier between successive delays."},
+            "backoffCoefficient": {
+                "type": "number",
+                "minimum": 1,
+                "maximum": 100,
+                "default": 2.0,
+                "description": "Multiplier between successive delays.",
+            },
             "maxInterval": _duration("Cap on any single delay.", default="PT5M"),
             "jitter": _bool("Randomise delays so retries do not synchronise.", True),
-            "nonRetryableErrors": {"type": "array", "items": {"type": "string"},
-                                   "description": "Error types that are never retried."},
-            "onExhaustion": _str("What happens after the last attempt fails.",
-                                 enum=["discard", "dead_letter"], default="discard"),
+            "nonRetryableErrors": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Error types that are never retried.",
+            },
+            "onExhaustion": _str(
+                "What happens after the last attempt fails.",
+                enum=["discard", "dead_letter"],
+                default="discard",
+            ),
         },
     )
 
@@ -109,10 +119,10 @@ def condition_list_schema() -> Schema:
                 "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
                 "reason": _str("CamelCase reason for the last transition.", maxLength=1024),
                 "message": _str("Human-readable detail.", maxLength=32768),
-                "lastTransitionTime": _str("When the status last changed.",
-                                           format="date-time"),
-                "observedGeneration": _int("Generation the condition was computed for.", 0,
-                                           format="int64"),
+                "lastTransitionTime": _str("When the status last changed.", format="date-time"),
+                "observedGeneration": _int(
+                    "Generation the condition was computed for.", 0, format="int64"
+                ),
             },
             required=["type", "status", "lastTransitionTime", "reason", "message"],
         ),
@@ -121,8 +131,7 @@ def condition_list_schema() -> Schema:
 
 def _status_common() -> dict[str, Schema]:
     return {
-        "observedGeneration": _int("The .metadata.generation last reconciled.", 0,
-                                   format="int64"),
+        "observedGeneration": _int("The .metadata.generation last reconciled.", 0, format="int64"),
         "conditions": condition_list_schema(),
     }
 
@@ -132,40 +141,54 @@ def autoscaling_schema() -> Schema:
         "Scale a worker Deployment by this queue's depth (waiting + in-flight jobs).",
         {
             "enabled": _bool("Turn autoscaling on.", True),
-            "mode": _str("`operator`: the operator patches the Deployment's replicas itself; "
-                         "`keda`: it emits a KEDA ScaledObject (nats-jetstream trigger) instead.",
-                         enum=["operator", "keda"], default="operator"),
+            "mode": _str(
+                "`operator`: the operator patches the Deployment's replicas itself; "
+                "`keda`: it emits a KEDA ScaledObject (nats-jetstream trigger) instead.",
+                enum=["operator", "keda"],
+                default="operator",
+            ),
             "targetRef": _obj(
                 "The worker Deployment to scale, in the Queue's namespace.",
                 {
-                    "apiVersion": _str("API version of the target.", default="apps/v1",
-                                       enum=["apps/v1"]),
-                    "kind": _str("Kind of the target.", default="Deployment",
-                                 enum=["Deployment"]),
+                    "apiVersion": _str(
+                        "API version of the target.", default="apps/v1", enum=["apps/v1"]
+                    ),
+                    "kind": _str("Kind of the target.", default="Deployment", enum=["Deployment"]),
                     "name": _str("Name of the target Deployment.", minLength=1, maxLength=253),
                 },
                 required=["name"],
             ),
-            "minReplicas": _int("Fewest replicas; 0 scales to zero when the queue is idle.", 0,
-                                default=1, maximum=10000),
+            "minReplicas": _int(
+                "Fewest replicas; 0 scales to zero when the queue is idle.",
+                0,
+                default=1,
+                maximum=10000,
+            ),
             "maxReplicas": _int("Most replicas.", 1, default=10, maximum=10000),
             "activationThreshold": _int(
-                "Waiting jobs needed to scale up from zero (only when minReplicas is 0).", 0,
-                default=1),
+                "Waiting jobs needed to scale up from zero (only when minReplicas is 0).",
+                0,
+                default=1,
+            ),
             "targetWaitingJobsPerReplica": _int(
-                "Desired replicas = ceil(depth / this), clamped to min/max.", 1, default=100),
+                "Desired replicas = ceil(depth / this), clamped to min/max.", 1, default=100
+            ),
             "scaleUpCooldownSeconds": _int("Least time between two scale-ups.", 0, default=0),
             "scaleDownCooldownSeconds": _int(
-                "Least time after the last scale change before scaling down.", 0, default=300),
-            "pollingIntervalSeconds": _int("How often depth is read.", 1, default=15,
-                                           maximum=3600),
+                "Least time after the last scale change before scaling down.", 0, default=300
+            ),
+            "pollingIntervalSeconds": _int("How often depth is read.", 1, default=15, maximum=3600),
         },
         required=["targetRef"],
-        **{"x-kubernetes-validations": [
-            {"rule": "!has(self.minReplicas) || !has(self.maxReplicas) || "
-                     "self.maxReplicas >= self.minReplicas",
-             "message": "maxReplicas must be at least minReplicas"},
-        ]},
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                    "self.maxReplicas >= self.minReplicas",
+                    "message": "maxReplicas must be at least minReplicas",
+                },
+            ]
+        },
     )
 
 
@@ -181,30 +204,41 @@ def queue_spec_schema() -> Schema:
                     "concurrency": _int("Most jobs active at once (0 runs none).", 0),
                     "window": _obj(
                         "At most `limit` job starts per `period`.",
-                        {"limit": _int("Job starts allowed per period.", 1),
-                         "period": _duration("Length of the window, e.g. PT1M.")},
+                        {
+                            "limit": _int("Job starts allowed per period.", 1),
+                            "period": _duration("Length of the window, e.g. PT1M."),
+                        },
                         required=["limit", "period"],
                     ),
-                    "onLimit": _str("What a job that hits the limit does.",
-                                    enum=["wait", "reschedule", "drop"], default="wait"),
+                    "onLimit": _str(
+                        "What a job that hits the limit does.",
+                        enum=["wait", "reschedule", "drop"],
+                        default="wait",
+                    ),
                 },
             ),
             "backpressure": _obj(
                 "Bound on the queue and what PUSH does at the bound (ojs-backpressure.md).",
                 {
                     "maxDepth": _int("Most non-terminal jobs; 0 means unbounded.", 0, default=0),
-                    "strategy": _str("What PUSH does when the queue is full.",
-                                     enum=["reject", "block", "drop_oldest"], default="reject"),
-                    "warningThreshold": {"type": "number", "minimum": 0, "maximum": 1,
-                                         "default": 0.8,
-                                         "description": "Fill ratio that emits a warning."},
+                    "strategy": _str(
+                        "What PUSH does when the queue is full.",
+                        enum=["reject", "block", "drop_oldest"],
+                        default="reject",
+                    ),
+                    "warningThreshold": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 1,
+                        "default": 0.8,
+                        "description": "Fill ratio that emits a warning.",
+                    },
                 },
             ),
             "retry": retry_policy_schema(),
             "deadLetter": _obj(
                 "Dead-letter handling of jobs that exhaust their retries.",
-                {"retention": _duration("How long dead-lettered jobs are kept.",
-                                        default="P7D")},
+                {"retention": _duration("How long dead-lettered jobs are kept.", default="P7D")},
             ),
             "autoscaling": autoscaling_schema(),
         },
@@ -231,39 +265,55 @@ def cron_spec_schema() -> Schema:
     return _obj(
         "A periodic job (ojs-cron.md).",
         {
-            "schedule": _str("Cron expression (5 or 6 fields, or @hourly, @daily, ...).",
-                             minLength=1, maxLength=256),
-            "timeZone": _str("IANA time zone the schedule is read in.", default="UTC",
-                             minLength=1, maxLength=64),
+            "schedule": _str(
+                "Cron expression (5 or 6 fields, or @hourly, @daily, ...).",
+                minLength=1,
+                maxLength=256,
+            ),
+            "timeZone": _str(
+                "IANA time zone the schedule is read in.", default="UTC", minLength=1, maxLength=64
+            ),
             "jobTemplate": _obj(
                 "The job each occurrence enqueues.",
                 {
-                    "type": _str("OJS job type.", pattern=envelope.TYPE_RE.pattern,
-                                 maxLength=envelope.MAX_TYPE_LEN),
-                    "args": {"type": "array", "description": "Positional job arguments.",
-                             "items": _any_json("Any JSON value.")},
-                    "queue": _queue_name("Queue the jobs go to.",
-                                         default=envelope.DEFAULT_QUEUE),
+                    "type": _str(
+                        "OJS job type.",
+                        pattern=envelope.TYPE_RE.pattern,
+                        maxLength=envelope.MAX_TYPE_LEN,
+                    ),
+                    "args": {
+                        "type": "array",
+                        "description": "Positional job arguments.",
+                        "items": _any_json("Any JSON value."),
+                    },
+                    "queue": _queue_name("Queue the jobs go to.", default=envelope.DEFAULT_QUEUE),
                     "options": _obj(
                         "Job options applied to every job enqueued.",
                         {
-                            "priority": _int("Higher runs first.", envelope.MIN_PRIORITY,
-                                             maximum=envelope.MAX_PRIORITY),
+                            "priority": _int(
+                                "Higher runs first.",
+                                envelope.MIN_PRIORITY,
+                                maximum=envelope.MAX_PRIORITY,
+                            ),
                             "timeoutMs": _int("Execution timeout in milliseconds.", 1),
                             "visibilityTimeoutMs": _int("Lease of a fetched job, ms.", 1),
                             "retry": retry_policy_schema(),
-                            "tags": {"type": "array", "items": {"type": "string"},
-                                     "description": "Tags for filtering."},
-                            "meta": {**_any_json("Metadata passed to each job."),
-                                     "type": "object"},
+                            "tags": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Tags for filtering.",
+                            },
+                            "meta": {**_any_json("Metadata passed to each job."), "type": "object"},
                         },
                     ),
                 },
                 required=["type"],
             ),
-            "overlapPolicy": _str("What a new occurrence does while the last job still runs.",
-                                  enum=["skip", "allow", "cancel_previous", "enqueue"],
-                                  default="skip"),
+            "overlapPolicy": _str(
+                "What a new occurrence does while the last job still runs.",
+                enum=["skip", "allow", "cancel_previous", "enqueue"],
+                default="skip",
+            ),
             "suspend": _bool("Suspended cron jobs stay registered but do not fire.", False),
             "description": _str("What this cron job is for.", maxLength=1024),
         },
@@ -283,37 +333,57 @@ def cron_status_schema() -> Schema:
     )
 
 
-def _crd(kind: str, plural: str, singular: str, short_names: tuple[str, ...],
-         spec: Schema, status: Schema, columns: list[Schema]) -> dict[str, Any]:
-    root = _obj(f"{kind} of ojs-nats.", {
-        "apiVersion": {"type": "string"},
-        "kind": {"type": "string"},
-        "metadata": {"type": "object"},
-        "spec": spec,
-        "status": status,
-    }, required=["spec"])
+def _crd(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: tuple[str, ...],
+    spec: Schema,
+    status: Schema,
+    columns: list[Schema],
+) -> dict[str, Any]:
+    root = _obj(
+        f"{kind} of ojs-nats.",
+        {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+        required=["spec"],
+    )
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "ojs-nats",
-                       "app.kubernetes.io/part-of": "ojs-nats"},
+            "labels": {
+                "app.kubernetes.io/name": "ojs-nats",
+                "app.kubernetes.io/part-of": "ojs-nats",
+            },
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural,
-                      "singular": singular, "shortNames": list(short_names),
-                      "categories": [CATEGORY]},
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
-                "schema": {"openAPIV3Schema": root},
-            }],
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
         },
     }
 
@@ -329,40 +399,56 @@ _READY = '.status.conditions[?(@.type=="Ready")].status'
 
 
 def queue_crd() -> dict[str, Any]:
-    return _crd(QUEUE_KIND, QUEUE_PLURAL, QUEUE_SINGULAR, QUEUE_SHORT_NAMES,
-                queue_spec_schema(), queue_status_schema(), [
-                    _column("Queue", ".status.queueName"),
-                    _column("Paused", ".spec.paused", "boolean"),
-                    _column("Depth", ".status.depth", "integer"),
-                    _column("Active", ".status.active", "integer"),
-                    _column("Replicas", ".status.currentReplicas", "integer"),
-                    _column("Wanted", ".status.desiredReplicas", "integer"),
-                    _column("Ready", _READY),
-                    _column("Target", ".spec.autoscaling.targetRef.name", priority=1),
-                    _column("Age", ".metadata.creationTimestamp", "date"),
-                ])
+    return _crd(
+        QUEUE_KIND,
+        QUEUE_PLURAL,
+        QUEUE_SINGULAR,
+        QUEUE_SHORT_NAMES,
+        queue_spec_schema(),
+        queue_status_schema(),
+        [
+            _column("Queue", ".status.queueName"),
+            _column("Paused", ".spec.paused", "boolean"),
+            _column("Depth", ".status.depth", "integer"),
+            _column("Active", ".status.active", "integer"),
+            _column("Replicas", ".status.currentReplicas", "integer"),
+            _column("Wanted", ".status.desiredReplicas", "integer"),
+            _column("Ready", _READY),
+            _column("Target", ".spec.autoscaling.targetRef.name", priority=1),
+            _column("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
 
 
 def cron_crd() -> dict[str, Any]:
-    return _crd(CRON_KIND, CRON_PLURAL, CRON_SINGULAR, CRON_SHORT_NAMES,
-                cron_spec_schema(), cron_status_schema(), [
-                    _column("Schedule", ".spec.schedule"),
-                    _column("TimeZone", ".spec.timeZone"),
-                    _column("Type", ".spec.jobTemplate.type"),
-                    _column("Suspend", ".spec.suspend", "boolean"),
-                    _column("Last", ".status.lastFireTime", "date"),
-                    _column("Next", ".status.nextFireTime", "string", priority=1),
-                    _column("Ready", _READY),
-                    _column("Age", ".metadata.creationTimestamp", "date"),
-                ])
+    return _crd(
+        CRON_KIND,
+        CRON_PLURAL,
+        CRON_SINGULAR,
+        CRON_SHORT_NAMES,
+        cron_spec_schema(),
+        cron_status_schema(),
+        [
+            _column("Schedule", ".spec.schedule"),
+            _column("TimeZone", ".spec.timeZone"),
+            _column("Type", ".spec.jobTemplate.type"),
+            _column("Suspend", ".spec.suspend", "boolean"),
+            _column("Last", ".status.lastFireTime", "date"),
+            _column("Next", ".status.nextFireTime", "string", priority=1),
+            _column("Ready", _READY),
+            _column("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
 
 
 def all_crds() -> list[dict[str, Any]]:
     return [queue_crd(), cron_crd()]
 
 
-HEADER = ("# Generated from operator/ojs_operator/crds.py by `make crds`: edit that module,\n"
-          "# not this file (a test fails when the two differ).\n")
+HEADER = (
+    "# Generated from operator/ojs_operator/crds.py by `make crds`: edit that module,\n"
+    "# not this file (a test fails when the two differ).\n"
+)
 
 
 def file_name(crd: dict[str, Any]) -> str:

@@ -98,7 +98,8 @@ class NatsNode:
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, self.log()
+            assert self.process is not None
+            assert self.process.poll() is None, self.log()
             if READY_LINE in self.log():
                 return
             time.sleep(0.05)

@@ -13,8 +13,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from ojs_operator import crds
+
 from tests.chart import helm, manifests
 
 CRD_DIR = helm.CHART / "crds"

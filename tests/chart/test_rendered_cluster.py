@@ -97,7 +97,8 @@ def test_nodes_form_one_jetstream_cluster_that_the_rendered_probes_accept(
     for ports in cluster.ports:
         jsz = httpx.get(f"http://127.0.0.1:{ports.monitor}/jsz", timeout=5).json()
         meta = jsz["meta_cluster"]
-        assert meta["cluster_size"] == 3 and meta["leader"], meta
+        assert meta["cluster_size"] == 3, meta
+        assert meta["leader"], meta
         varz = httpx.get(f"http://127.0.0.1:{ports.monitor}/varz", timeout=5).json()
         names.add(varz["server_name"])
         assert varz["max_payload"] == 4 * 1_048_576 + 65536

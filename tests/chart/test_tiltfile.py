@@ -36,7 +36,8 @@ def test_the_check_catches_a_broken_tiltfile(tmp_path: Path) -> None:
                                           "port_forwards=['8080:9999'], colour='red'")
     (tmp_path / "Tiltfile").write_text(broken)
     result = tiltcheck.check(tmp_path / "Tiltfile", str(helm.TOOLS / "helm"))
-    assert result.errors and "colour" in result.errors[0]
+    assert result.errors
+    assert "colour" in result.errors[0]
     renamed = TILTFILE.read_text().replace("RELEASE + '-gateway', port", "'gw', port")
     (tmp_path / "Tiltfile").write_text(renamed)
     result = tiltcheck.check(tmp_path / "Tiltfile", str(helm.TOOLS / "helm"))
