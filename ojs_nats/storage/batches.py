@@ -51,10 +51,16 @@ class BatchReplies:
                 await sub.unsubscribe()
         return msgs
 
-    async def pull(self, stream: str, consumer: str, batch: int) -> list[Msg]:
-        """Up to `batch` messages that are waiting for `consumer` now (no long poll)."""
+    async def pull(self, stream: str, consumer: str, batch: int, wait_ms: int = 0) -> list[Msg]:
+        """Up to `batch` messages waiting for `consumer`: those there now, or, with `wait_ms`,
+        those that arrive within that time (the server ends the request then)."""
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        return await self._collect(subject, {"batch": batch, "no_wait": True}, batch)
+        body: dict[str, object] = {"batch": batch}
+        if wait_ms:
+            body["expires"] = wait_ms * 1_000_000
+        else:
+            body["no_wait"] = True
+        return await self._collect(subject, body, batch)
 
     async def get_many(
         self, stream: str, subject_filter: str, start_seq: int, batch: int

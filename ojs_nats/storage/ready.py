@@ -90,11 +90,16 @@ class ReadyIndex:
             if count
         }
 
-    async def pull(self, queue: str, priority: int, batch: int) -> list[ReadyEntry]:
+    async def pull(
+        self, queue: str, priority: int, batch: int, wait_ms: int = 0
+    ) -> list[ReadyEntry]:
         await self.ensure_consumer(queue, priority)
         try:
             msgs = await self._batches.pull(
-                self._names.ready_stream, self._names.ready_consumer(queue, priority), batch
+                self._names.ready_stream,
+                self._names.ready_consumer(queue, priority),
+                batch,
+                wait_ms,
             )
         except JetStreamError:
             log.warning("pull from ready consumer %s/%s failed", queue, priority, exc_info=True)
