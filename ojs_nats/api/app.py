@@ -21,7 +21,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ojs_nats import __version__
-from ojs_nats.api import admin, dead_letter, errors, events, jobs, queues, system, workers
+from ojs_nats.api import (
+    admin,
+    admin_queues,
+    batch,
+    dead_letter,
+    errors,
+    events,
+    jobs,
+    queues,
+    system,
+    workers,
+)
 from ojs_nats.api.http import OJS_MEDIA_TYPE
 from ojs_nats.config import Settings
 from ojs_nats.errors import InternalError
@@ -154,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = gateway
     app.state.settings = settings
     errors.install(app)
-    for module in (jobs, workers, queues, dead_letter, events, system):
+    for module in (jobs, batch, workers, queues, admin_queues, dead_letter, events, system):
         app.include_router(module.router)
     if settings.enable_test_reset:
         app.include_router(admin.router)

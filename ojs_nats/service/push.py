@@ -1,27 +1,60 @@
-"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1)."""
+"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1).
+
+Order: validate (nothing written yet), the queue's depth bound (backpressure.py; may wait or
+refuse), the uniqueness key (unique.py; may answer with the existing job instead), dropping the
+oldest jobs if the queue is full and says so, then the job's own writes (`apply.commit`). If the
+job cannot be written after its uniqueness key was claimed, the key is given back.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ojs_nats.errors import DuplicateError
 from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
+from ojs_nats.service import backpressure, queue_config, unique
 from ojs_nats.service.apply import commit
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict
 
 
-async def push(ctx: Context, body: object) -> dict[str, Any]:
-    """Store one job; returns the wire job. 201 is only returned after JetStream acked it."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pushed:
+    job: dict[str, Any]
+    #: False when a unique job's `ignore` policy answered with the existing job.
+    created: bool = True
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+async def push(ctx: Context, body: object, block_timeout_s: float = 0.0) -> Pushed:
+    """Store one job. 201 is only returned after JetStream acked it."""
     now = ctx.clock()
-    submission = envelope.parse_submission(body, now)
+    submission = envelope.parse_submission(body, now, queue_retry=queue_config.default_retry(ctx))
+    unique.key_of(submission)  # validates args_keys before anything is written
+    room = await backpressure.make_room(ctx, submission.queue, 1, block_timeout_s)
+    admission = await unique.admit(ctx, submission, now)
+    if admission.existing is not None:
+        return Pushed(admission.existing, created=False)
+    submission = admission.submission
     change = jobs.new_record(submission, now)
-    await ctx.storage.queues.register(submission.queue, ids.format_ts(now))
+    if admission.lock is not None:
+        change.record["sys"]["unique"] = admission.lock
+    try:
+        if room.drop:
+            await backpressure.drop_oldest(ctx, submission.queue, room.drop)
+        await ctx.storage.queues.register(submission.queue, ids.format_ts(now))
+    except Exception:
+        await unique.release(ctx, admission.lock)
+        raise
     try:
         await commit(ctx, change, None)
     except RevisionConflict as exc:
+        # The id is taken, so our record was not written: the key goes back. (After any other
+        # failure the record may exist; the lock then stays and lapses if it does not.)
+        await unique.release(ctx, admission.lock)
         raise DuplicateError(
             f"A job with id '{submission.id}' already exists.", existing_job_id=submission.id
         ) from exc
-    return change.job
+    return Pushed(change.job, headers=room.headers())

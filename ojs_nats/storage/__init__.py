@@ -13,15 +13,19 @@ import logging
 from ojs_nats.config import Settings
 from ojs_nats.storage import provision
 from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.bulk import BulkWriter
 from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
 from ojs_nats.storage.counters import Counters
 from ojs_nats.storage.dead import DeadLetters
 from ojs_nats.storage.events import EventLog
 from ojs_nats.storage.jobs import JobRecords, Stored
+from ojs_nats.storage.limits import LimitStore
 from ojs_nats.storage.names import Names
 from ojs_nats.storage.queues import QueueSettings
 from ojs_nats.storage.ready import ReadyEntry, ReadyIndex
+from ojs_nats.storage.throughput import Throughput
 from ojs_nats.storage.timers import FiredTimer, Timers
+from ojs_nats.storage.unique import UniqueLocks
 from ojs_nats.storage.workers import Workers
 
 __all__ = [
@@ -50,6 +54,10 @@ class Storage:
         self.dead = DeadLetters(conn, self.names, self.batches, settings.dead_letter_retention_s)
         self.queues = QueueSettings(conn, self.names)
         self.workers = Workers(conn, self.names)
+        self.unique = UniqueLocks(conn, self.names)
+        self.limits = LimitStore(conn, self.names, self.batches)
+        self.throughput = Throughput(conn, self.names, self.batches)
+        self.bulk = BulkWriter(conn, self.names)
 
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
@@ -79,7 +87,8 @@ class Storage:
         self.queues.forget()
 
     async def reset(self) -> None:
-        """Wipe every job, timer, event, counter, queue setting and worker (test-only)."""
+        """Wipe every job, timer, event, counter, queue setting, worker, uniqueness lock and
+        rate-limit state (test-only)."""
         names = self.names
         streams = [
             names.ready_stream,
@@ -90,6 +99,9 @@ class Storage:
             names.jobs_stream,
             f"KV_{names.queues_bucket}",
             f"KV_{names.workers_bucket}",
+            f"KV_{names.unique_bucket}",
+            f"KV_{names.limits_bucket}",
+            names.throughput_stream,
         ]
         for stream in streams:
             await self.conn.api(f"$JS.API.STREAM.PURGE.{stream}", {})

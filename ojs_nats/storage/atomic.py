@@ -1,0 +1,73 @@
+"""Atomic batch publish (nats-server >= 2.12, stream setting `allow_atomic`).
+
+Up to `MAX_ATOMIC` messages, to any subjects of one stream, are stored all together or not at
+all: the server holds them until the message carrying `Nats-Batch-Commit` arrives and then
+applies them at once, under consecutive sequences, checking every per-message expectation
+(e.g. "this subject was never written"). One failed expectation rejects the whole batch. The
+first message is a request, so a stream that refuses atomic batches fails fast; the ones in
+between are plain publishes; the commit's reply is the batch's ack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from ojs_nats.model import ids
+from ojs_nats.storage import names as n
+from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
+
+#: The server's limit on messages per atomic batch.
+MAX_ATOMIC = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    subject: str
+    payload: bytes
+    headers: Mapping[str, str] | None = None
+
+
+async def publish_atomic(conn: Connection, messages: Sequence[Message]) -> list[int]:
+    """Store `messages` in one stream all-or-nothing; returns their stream sequences in order.
+
+    Raises:
+        RevisionConflict: an expected-last-subject-sequence did not hold (nothing was stored).
+        JetStreamError: the stream refused the batch (nothing was stored).
+    """
+    count = len(messages)
+    if not 0 < count <= MAX_ATOMIC:
+        raise ValueError(f"an atomic batch holds 1 to {MAX_ATOMIC} messages, not {count}")
+    batch_id = ids.uuid7().replace("-", "")
+    for index, message in enumerate(messages, start=1):
+        headers = dict(message.headers or {})
+        headers[n.BATCH_ID] = batch_id
+        headers[n.BATCH_SEQUENCE] = str(index)
+        if index == count:
+            headers[n.BATCH_COMMIT] = "1"
+            reply = await conn.request(message.subject, message.payload, headers)
+            last = _ack(reply.data)
+            return [last - count + i for i in range(1, count + 1)]
+        if index == 1:
+            _ack((await conn.request(message.subject, message.payload, headers)).data)
+        else:
+            await conn.publish(message.subject, message.payload, headers)
+    raise AssertionError("unreachable")
+
+
+def _ack(data: bytes) -> int:
+    if not data:
+        return 0  # flow-control reply to the first message: nothing to report
+    ack = orjson.loads(data)
+    err = ack.get("error")
+    if err:
+        if err.get("err_code") == n.ERR_WRONG_LAST_SEQUENCE:
+            raise RevisionConflict(str(err.get("description", "wrong last sequence")))
+        raise JetStreamError(
+            int(err.get("code", 500)),
+            int(err.get("err_code", 0)),
+            str(err.get("description", "atomic batch refused")),
+        )
+    return int(ack.get("seq", 0))
