@@ -15,12 +15,15 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from ojs_nats.errors import StorageUnavailableError
 from ojs_nats.model import ids
 from ojs_nats.storage import names as n
 from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
 
 #: The server's limit on messages per atomic batch.
 MAX_ATOMIC = 1000
+#: The server's answer when too many atomic batches are open on a stream (50) or server (1000).
+ERR_TOO_MANY_INFLIGHT = 10210
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ def _ack(data: bytes) -> int:
     if err:
         if err.get("err_code") == n.ERR_WRONG_LAST_SEQUENCE:
             raise RevisionConflict(str(err.get("description", "wrong last sequence")))
+        if err.get("err_code") == ERR_TOO_MANY_INFLIGHT:
+            raise StorageUnavailableError("JetStream is busy with other batches; retry shortly.")
         raise JetStreamError(
             int(err.get("code", 500)),
             int(err.get("err_code", 0)),

@@ -9,6 +9,7 @@ per message); their atomicity is not needed for correctness.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,11 +19,19 @@ from ojs_nats.storage import names as n
 from ojs_nats.storage.atomic import MAX_ATOMIC, Message, publish_atomic
 from ojs_nats.storage.connection import Connection
 
+#: Atomic batches one process keeps open at once (JetStream allows 50 per stream).
+MAX_OPEN_BATCHES = 16
+
 
 class BulkWriter:
     def __init__(self, conn: Connection, names: n.Names) -> None:
         self._conn = conn
         self._names = names
+        self._open = asyncio.Semaphore(MAX_OPEN_BATCHES)
+
+    async def _publish(self, messages: Sequence[Message]) -> list[int]:
+        async with self._open:
+            return await publish_atomic(self._conn, messages)
 
     async def ready_entries(self, entries: Sequence[tuple[str, int, str, int]]) -> list[int]:
         """Publish (queue, priority, job id, step) entries; returns their stream sequences.
@@ -50,7 +59,7 @@ class BulkWriter:
             )
             for job_id, record, expected in records
         ]
-        return await publish_atomic(self._conn, messages)
+        return await self._publish(messages)
 
     async def events(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Append (queue, event) pairs to the event log."""
@@ -63,5 +72,5 @@ class BulkWriter:
     async def _chunked(self, messages: Sequence[Message]) -> list[int]:
         sequences: list[int] = []
         for start in range(0, len(messages), MAX_ATOMIC):
-            sequences += await publish_atomic(self._conn, messages[start : start + MAX_ATOMIC])
+            sequences += await self._publish(messages[start : start + MAX_ATOMIC])
         return sequences
