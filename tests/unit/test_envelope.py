@@ -1,6 +1,6 @@
 import pytest
 
-from ojs_nats.errors import InvalidRequestError, ValidationError
+from ojs_nats.errors import InvalidRequestError
 from ojs_nats.model.envelope import parse_submission
 from ojs_nats.model.lifecycle import State
 
