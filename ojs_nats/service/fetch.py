@@ -27,6 +27,10 @@ from ojs_nats.storage import ReadyEntry, RevisionConflict, Stored
 IN_FLIGHT_GRACE_MS = 30_000
 IN_FLIGHT_RETRY_MS = 50
 MAX_CLAIM_ATTEMPTS = 5
+#: What `_claim` answers for a job its limits made wait (as opposed to a stale entry: None).
+HELD_BACK = "held back"
+#: Jobs one fetch may hold back per queue (and offer again later) before it gives up on it.
+MAX_HELD_BACK = 64
 
 
 async def fetch(
@@ -39,11 +43,14 @@ async def fetch(
         settings = ctx.storage.queues.settings(queue)
         if settings.get("paused"):
             continue
+        counts = await ctx.storage.ready.counts(queue)
+        if not counts:
+            continue  # nothing to hand out: no need to touch the queue's limits either
         gate = await limits.open_gate(ctx, queue, count - len(claimed))
         if gate.allowed <= 0:
             continue
         try:
-            await _from_queue(ctx, queue, gate, claimed, worker_id, visibility_ms)
+            await _from_queue(ctx, queue, counts, gate, claimed, worker_id, visibility_ms)
         finally:
             await limits.close_gate(ctx, gate)
         if len(claimed) >= count:
@@ -54,12 +61,13 @@ async def fetch(
 async def _from_queue(
     ctx: Context,
     queue: str,
+    counts: dict[int, int],
     gate: limits.Gate,
     claimed: list[dict[str, Any]],
     worker_id: str | None,
     visibility_ms: int | None,
 ) -> None:
-    counts = await ctx.storage.ready.counts(queue)
+    held = 0
     for priority in sorted(counts, reverse=True):
         while gate.remaining > 0:
             entries = await ctx.storage.ready.pull(queue, priority, gate.remaining)
@@ -68,9 +76,14 @@ async def _from_queue(
             results = await asyncio.gather(
                 *(_claim(ctx, e, worker_id, visibility_ms, gate) for e in entries)
             )
-            got = [job for job in results if job is not None]
+            got = [job for job in results if isinstance(job, dict)]
             gate.started += len(got)
             claimed.extend(got)
+            held += results.count(HELD_BACK)
+            if not got and held >= MAX_HELD_BACK:
+                # Limits bind: the jobs examined had to wait. Stop rather than walk the whole
+                # backlog of jobs waiting for the same limit (each was offered again later).
+                return
         if gate.remaining <= 0:
             return
 
@@ -81,7 +94,7 @@ async def _claim(
     worker_id: str | None,
     visibility_ms: int | None,
     gate: limits.Gate,
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | str | None:
     ready = ctx.storage.ready
     for _ in range(MAX_CLAIM_ATTEMPTS):
         stored = await ctx.storage.jobs.get(entry.job_id)
@@ -161,7 +174,7 @@ async def _held_back(
     stored: Stored,
     wait_ms: int,
     own: rates.JobLimit | None,
-) -> dict[str, Any] | None:
+) -> str | None:
     """A job its limits do not let start now: offered again later, or dropped if it asks so."""
     if own is not None and own.on_limit == "drop":
         change = jobs.drop(stored.record, ctx.clock(), "rate_limited", "Dropped by its rate limit.")
@@ -170,7 +183,7 @@ async def _held_back(
         except RevisionConflict:
             return None
         await ctx.storage.ready.ack(entry)
-        return None
+        return HELD_BACK
     # `wait` (and `reschedule`): the job stays available and is offered again when allowed.
     await ctx.storage.ready.retry_later(entry, wait_ms)
-    return None
+    return HELD_BACK

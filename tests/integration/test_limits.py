@@ -140,3 +140,30 @@ async def test_invalid_job_rate_limit_is_400_and_stores_nothing(client):
                                                   "rate_limit": {"max_per_second": 0}}})
     assert_ojs_error(response, 400, "invalid_request")
     assert await fetch(client, "bad-l") == []
+
+
+async def test_jobs_waiting_for_their_limit_do_not_hide_the_jobs_behind_them(client):
+    limit = {"key": "slow-api", "max_per_second": 1}
+    for n in range(10):
+        await push(client, "mix-q", n, rate_limit=limit)
+    free = await push(client, "mix-q", 99)
+    got = await fetch(client, "mix-q", count=3)
+    assert [j["args"][0] for j in got] == [0, 99]
+    assert got[1]["id"] == free["id"]
+
+
+async def test_weighted_fetch_reaches_every_queue_and_bad_weights_claim_nothing(client):
+    for n in range(20):
+        await push(client, "wa-q", n)
+        await push(client, "wb-q", n)
+    served = set()
+    for _ in range(10):
+        response = await client.post("/ojs/v1/workers/fetch", json={
+            "queues": ["wa-q", "wb-q"], "strategy": "weighted", "weights": {"wa-q": 1, "wb-q": 1}})
+        served.add(response.json()["jobs"][0]["queue"])
+    assert served == {"wa-q", "wb-q"}
+    bad = await client.post("/ojs/v1/workers/fetch", json={
+        "queues": ["wa-q"], "strategy": "weighted", "weights": {"wa-q": -1}})
+    assert_ojs_error(bad, 400, "invalid_request")
+    stats = (await client.get("/ojs/v1/queues/wa-q/stats")).json()["queue"]
+    assert stats["active"] + stats["available"] == 20
