@@ -5,6 +5,7 @@ dashboards and the Kubernetes operator. Same settings and semantics as `/ojs/v1/
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/ojs/v1/admin/queues")
 async def list_queues(request: Request) -> Response:
     listing = await queues.list_queues(context(request))
     names = [q["name"] for q in listing["queues"]]
-    items = [await _detail(context(request), name) for name in names]
+    items = list(await asyncio.gather(*(_detail(context(request), name) for name in names)))
     return ojs_response(
         {
             "items": items,

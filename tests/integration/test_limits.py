@@ -157,7 +157,7 @@ async def test_weighted_fetch_reaches_every_queue_and_bad_weights_claim_nothing(
         await push(client, "wa-q", n)
         await push(client, "wb-q", n)
     served = set()
-    for _ in range(10):
+    for _ in range(20):
         response = await client.post("/ojs/v1/workers/fetch", json={
             "queues": ["wa-q", "wb-q"], "strategy": "weighted", "weights": {"wa-q": 1, "wb-q": 1}})
         served.add(response.json()["jobs"][0]["queue"])
