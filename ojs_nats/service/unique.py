@@ -34,7 +34,7 @@ IN_FLIGHT_GRACE_MS = 30_000
 #: `ignore`/`replace` against an enqueue in flight wait for its record this long, polling.
 IN_FLIGHT_WAIT_MS = 2_000
 IN_FLIGHT_POLL_MS = 20
-MAX_ATTEMPTS = 50
+MAX_ATTEMPTS = 150
 
 
 @dataclasses.dataclass(slots=True)
