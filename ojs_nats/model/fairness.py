@@ -1,10 +1,6 @@
-"""The order in which one FETCH serves its queues (ojs-fair-scheduling.md §5.2, §7).
-
-`strict` (the default) serves the queues left to right, as the core suites require. `weighted`
-and `round_robin` draw the order afresh for every fetch, a weighted random permutation
-(Efraimidis-Spirakis), so that over many fetches each queue comes first in proportion to its
-weight (`round_robin`: equal weights). Drawing per fetch keeps no state between requests, so any
-replica serves any fetch alike; a queue with weight 0 is served only after all others.
+"""The order in which one FETCH serves its queues (ojs-fair-scheduling.md §5.2, §7): `strict`
+(left to right, the default the suites require), or `weighted`/`round_robin`, drawn afresh per
+fetch as a weighted random permutation, so no replica keeps scheduling state.
 """
 
 from __future__ import annotations

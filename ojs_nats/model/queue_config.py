@@ -1,9 +1,6 @@
 """A queue's configuration document (ojs-queue-config.md §6, ojs-admin-api.md §6.6,
-ojs-backpressure.md §6, ojs-rate-limiting.md §7.2): validation, merging and the stored form.
-
-Pure code. The stored form is normalized (one spelling per setting); `parse_update` accepts the
-spellings the documents use and returns only the fields the request named, so an update merges
-over what is stored and `null` resets a field to the default.
+ojs-backpressure.md §6): validation of updates (only the fields named; `null` resets), merging,
+the normalized stored form and the wire form.
 """
 
 from __future__ import annotations

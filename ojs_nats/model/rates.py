@@ -1,11 +1,7 @@
-"""Rate and concurrency limits (ojs-rate-limiting.md): policies and the window arithmetic.
+"""Rate and concurrency limit policies (ojs-rate-limiting.md) and the window arithmetic, pure.
 
-Pure code. A window limit (`rate`: at most `limit` starts per `period`) and a throttle (the same,
-evenly spaced) are both kept as GCRA, the "virtual scheduling" form of a token bucket: one
-number per partition, the theoretical arrival time (TAT). `rate` lets a burst of `limit` starts
-through after an idle period and holds the long-run rate at exactly limit/period; `throttle`
-allows no burst, so starts are at least period/limit apart. `service/limits.py` keeps the TAT in
-KV and updates it by compare-and-set, which makes a limit hold across all gateway replicas.
+Window limits are GCRA: one arrival time (TAT) per partition. `rate` lets a burst of `limit`
+through after idleness and holds the long-run rate at limit/period; `throttle` allows no burst.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Backpressure (ojs-backpressure.md): a queue's depth bound, enforced at enqueue.
 
-Depth is read from the per-state counters (available + scheduled + retryable + pending), one
-batched read per enqueue into a bounded queue and none otherwise. Strategies: `reject` answers 429
-`QUEUE_FULL` at once; `block` waits (up to the request's `OJS-Block-Timeout` seconds) for room,
-re-reading the counters, then answers 429; `drop_oldest` accepts the job and discards the oldest
-available jobs (first entries of the ready index) to make room. The counters are updated after
-each job is written, so enqueues racing at the bound on several replicas may overshoot it by the
-number of enqueues in flight; the bound is a brake, not a transaction.
+Depth (available + scheduled + retryable + pending) comes from the counters. `reject` answers 429
+`QUEUE_FULL`, `block` waits up to `OJS-Block-Timeout` for room, `drop_oldest` discards the oldest
+available jobs. Racing enqueues may overshoot the bound by those in flight (a brake, not a lock).
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""Batch enqueue (ojs-http-binding.md §9.2, ojs-bulk-operations.md §5): up to `MAX_BATCH` jobs
-in one request, all or nothing (or, in bulk `partial` mode, each valid job on its own).
-
-Write order, and what a crash between the steps leaves:
-  0. validate every job, then the queues' depth bounds, then uniqueness keys (lock claims;
-     `replace` cancels the jobs it replaces here): nothing of the batch is visible yet;
-  1. timers of scheduled jobs (pipelined) and ready entries (atomic batches), concurrently: a
-     crash leaves entries and timers without records, which fetchers and the timer runner drop
-     after their grace period, and claimed keys that lapse the same way;
-  2. every record in ONE atomic batch, each created only if its id is free: this is the commit;
-     all jobs exist afterwards, or none;
-  3. counters (one increment per queue and state) and events (atomic batches): a crash loses at
-     most these, as for a single PUSH.
-`201` is returned only after step 3 was acknowledged.
+"""Batch enqueue (ojs-http-binding.md §9.2, ojs-bulk-operations.md §5): up to `MAX_BATCH` jobs,
+all or nothing (or, in bulk `partial` mode, each valid job on its own). Write order: validate
+everything, claim uniqueness keys, then timers and ready entries, then ALL records as one atomic
+batch (the commit: every job exists afterwards or none), then counters and events. The crash
+analysis of each step is in docs/architecture.md ("Batch enqueue").
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """FETCH: claim jobs for a worker, highest priority first, FIFO within a priority.
 
-For each requested queue in order (skipping paused ones), the queue's limits say how many jobs
-may start (`limits.open_gate`), the ready index says which priorities have entries; entries are
-pulled from the highest one down and each is claimed by compare-and-set on its record. Claims
-within one fetch run concurrently. Write order per claim: concurrency slots and window budget
-(if limited), the timer (lease deadline), then the record; the ready entry is acked last, so a
-crash leaves either an entry that is offered again or an active job whose timer will requeue it
-(a slot taken for a claim that never happened is recognized as stale and reused).
+Per queue in the order asked (paused ones skipped): its limits say how many may start, the ready
+index which priorities have entries; each pulled entry is claimed by compare-and-set on its
+record, after its concurrency slots (if any) and the lease timer; the entry is acked last.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
-"""Rate and concurrency limits at FETCH (ojs-rate-limiting.md), holding across all replicas.
-
-Limits are kept per partition in `<NS>_LIMITS`: a queue's configured limits (`q_<queue>`), the
-job-level `rate_limit` of jobs without a key (`j_<queue>`) and of jobs with one (`k<hash>`).
-- Window limits (`rate`, `throttle`): GCRA (model/rates.py); the arrival time is updated by
-  compare-and-set, so replicas share one budget. Starts granted but not used are given back.
-- Concurrency: slot i of a partition is a KV entry naming the job that occupies it, created only
-  if free, before the job becomes active, and deleted (at its revision) when the job stops being
-  active (`releases.py`). So the active jobs of a partition never outnumber its limit, and a slot
-  leaked by a crash is recognized from its holder's record (not active at that step) and reused.
+"""Rate and concurrency limits at FETCH (ojs-rate-limiting.md), shared by every replica through
+`<NS>_LIMITS`: window limits as a GCRA arrival time updated by compare-and-set, concurrency as
+slots (KV entries naming the occupying job) taken before a claim and freed when the job stops
+being active (`releases.py`). A slot leaked by a crash is recognized from its holder's record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -196,12 +191,11 @@ async def free_slots(ctx: Context, partition: str, limit: int, wanted: int) -> l
     free = [entry for entry in slots.values() if entry.value is None]
     if len(free) >= wanted:
         return free[:wanted]
-    for entry in slots.values():
-        if entry.value is not None and await _stale(ctx, entry):
-            free.append(entry)
-            if len(free) >= wanted:
-                break
-    return free
+    # All taken: find the ones whose holder stopped being active without freeing them (a crash).
+    held = [entry for entry in slots.values() if entry.value is not None]
+    stale = await asyncio.gather(*(_stale(ctx, entry) for entry in held))
+    free += [entry for entry, is_stale in zip(held, stale, strict=True) if is_stale]
+    return free[:wanted]
 
 
 async def _occupy(ctx: Context, entry: Entry, job_id: str, step: int) -> Slot | None:

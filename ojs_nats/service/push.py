@@ -1,9 +1,6 @@
-"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1).
-
-Order: validate (nothing written yet), the queue's depth bound (backpressure.py; may wait or
-refuse), the uniqueness key (unique.py; may answer with the existing job instead), dropping the
-oldest jobs if the queue is full and says so, then the job's own writes (`apply.commit`). If the
-job cannot be written after its uniqueness key was claimed, the key is given back.
+"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1). Order:
+validate, the queue's depth bound, the uniqueness key (may answer with the existing job), drop
+the oldest jobs if the bound says so, then the job's own writes (`apply.commit`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Queue settings (ojs-queue-config.md, ojs-admin-api.md §6): pause and resume, the configuration
-document, explicit creation and deletion, and the per-queue defaults other use cases read.
-
-Settings live in the queue's entry of `<NS>_QUEUES` (`{"name", "created_at", "updated_at",
-"paused", "config"}`), changed by compare-and-set and mirrored into every replica by a KV watch,
-so readers (fetch, push, retention) need no round trip. A changed setting applies to what happens
-next (fetches, enqueues, transitions), never to jobs retroactively (queue-config §4.4).
+"""Queue settings (ojs-queue-config.md, ojs-admin-api.md §6): pause/resume, the configuration
+document, explicit creation and deletion, and the per-queue defaults other use cases read. The
+settings live in the queue's `<NS>_QUEUES` entry (changed by compare-and-set, mirrored into every
+replica by a KV watch) and apply to what happens next, never retroactively.
 """
 
 from __future__ import annotations

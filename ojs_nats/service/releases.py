@@ -1,10 +1,7 @@
-"""What a job gives back when it changes state: concurrency slots, its uniqueness lock, and a
-throughput tick. Called by `apply` among the follow-up writes of a transition (step 3).
-
-Every release is conditional on the revision the job took the thing at, so a release that comes
-late (a slot or lock already reclaimed by someone else) changes nothing. None of these may fail
-the transition, which has already happened: a release lost to a crash is repaired lazily by the
-next claimant (`service/limits.py`, `service/unique.py`).
+"""What a job gives back when it changes state: its concurrency slots (on leaving `active`), its
+uniqueness lock (when it finishes) and a throughput tick. Run by `apply` among the follow-ups;
+every release is conditional on the revision the thing was taken at, and none may fail the
+transition: a lost release is repaired lazily by the next claimant.
 """
 
 from __future__ import annotations

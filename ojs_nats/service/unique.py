@@ -1,13 +1,8 @@
-"""Unique jobs at enqueue time (ojs-unique-jobs.md): claim the key or resolve the conflict.
-
-The lock in `<NS>_UNIQUE` names the job holding a uniqueness key; whether it still holds it is
-decided from that job (its state and age, §7.4), so nothing has to be released on every state
-change. A free or lapsed key is claimed by create-if-absent or compare-and-set on the lock's
-revision: of any number of concurrent enqueues across replicas exactly one wins, the others see
-the winner (strong uniqueness, §8.1). Write order for a unique PUSH: lock, then the job's writes
-(`apply.commit`); a crash in between leaves a lock naming a job that never appeared, which counts
-as held for `IN_FLIGHT_GRACE_MS` and is then taken over. `replace` cancels the old job after
-claiming the key and before the new job is written.
+"""Unique jobs at enqueue time (ojs-unique-jobs.md): claim the uniqueness key or resolve the
+conflict. The lock in `<NS>_UNIQUE` names the holding job; whether it still holds the key is
+judged from that job (state and age, §7.4), and a free or lapsed key is taken by create-if-absent
+or compare-and-set, so of concurrent enqueues on any replicas exactly one wins (strong, §8.1).
+Write order: lock, (replace: cancel the old job), then the job's own writes (`apply.commit`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""Atomic batch publish (nats-server >= 2.12, stream setting `allow_atomic`).
-
-Up to `MAX_ATOMIC` messages, to any subjects of one stream, are stored all together or not at
-all: the server holds them until the message carrying `Nats-Batch-Commit` arrives and then
-applies them at once, under consecutive sequences, checking every per-message expectation
-(e.g. "this subject was never written"). One failed expectation rejects the whole batch. The
-first message is a request, so a stream that refuses atomic batches fails fast; the ones in
-between are plain publishes; the commit's reply is the batch's ack.
+"""Atomic batch publish (nats-server >= 2.12, stream setting `allow_atomic`): up to `MAX_ATOMIC`
+messages to one stream, stored all together or not at all, under consecutive sequences; one
+failed per-message expectation rejects the whole batch. The first message is a request (a stream
+that refuses fails fast), the middle ones plain publishes, the commit's reply the batch's ack.
 """
 
 from __future__ import annotations

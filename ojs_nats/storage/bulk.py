@@ -1,10 +1,6 @@
-"""The writes of a batch enqueue, each kind as atomic batches (storage/atomic.py).
-
-Records are written as one atomic batch into the jobs bucket, each with "this key was never
-written" (or "is still at its deletion marker") as its expectation: either every job of the
-batch exists afterwards or none does, and no existing job is overwritten. Ready entries and
-events go out as atomic batches too, for speed (one round trip per 1,000 messages instead of one
-per message); their atomicity is not needed for correctness.
+"""The writes of a batch enqueue as atomic batches (storage/atomic.py): records in ONE batch with
+create-only expectations (every job exists afterwards, or none; no job is overwritten), ready
+entries and events in batches of up to 1,000 for speed (one round trip each, not one per job).
 """
 
 from __future__ import annotations

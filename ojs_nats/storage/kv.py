@@ -1,9 +1,6 @@
-"""Compare-and-set JSON entries in a KV bucket, over the raw JetStream wire API.
-
-An entry's revision is the stream sequence of its last message. A deleted or expired entry
-leaves a marker; its sequence is what the next create must expect, so "absent" is reported as an
-`Entry` with no value but with that revision. Every write states the revision it expects, so two
-writers can never both succeed; the loser gets `RevisionConflict`.
+"""Compare-and-set JSON entries in a KV bucket, over the raw JetStream wire API. An entry's
+revision is the stream sequence of its last message; a deleted or expired entry reads as "no
+value" with its marker's revision, which is what the next create must expect.
 """
 
 from __future__ import annotations

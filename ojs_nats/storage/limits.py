@@ -1,10 +1,8 @@
 """Rate-limit state and concurrency slots: KV bucket `<NS>_LIMITS`, shared by every replica.
 
-`rate.<partition>` holds the GCRA arrival time of a window limit (`{"tat": ms}`), updated by
-compare-and-set and expiring when idle. `slot.<partition>.<i>` (i < the concurrency limit) holds
-the job that occupies slot i (`{"job", "step", "at"}`); a slot is taken by creating it only if it
-is free, and freed by deleting it at the revision it was taken at. Listing the slots of a
-partition is one batched direct get, never a scan of jobs.
+`rate.<partition>`: a window limit's GCRA arrival time (CAS-updated, expires when idle).
+`slot.<partition>.<i>`: the job occupying concurrency slot i, created only if free and deleted at
+its revision. Listing a partition's slots is one batched direct get.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Uniqueness locks: KV bucket `<NS>_UNIQUE`, key = the uniqueness key (a SHA-256 hex digest).
-
-A lock names the job that holds the key (`{"job", "at", ...}`). It is created only if absent and
-taken over only by compare-and-set on its revision, so of two replicas enqueueing the same unique
-job at the same instant exactly one wins. Locks carry a TTL when their end is known (a `period`,
-or a finished job's retention); the service decides what a lock means (`service/unique.py`).
+"""Uniqueness locks: KV bucket `<NS>_UNIQUE`, key = the uniqueness key (SHA-256 hex), value =
+the job holding it. Created only if absent, taken over only by compare-and-set, with a TTL when
+the lock's end is known; what a lock means is decided in `service/unique.py`.
 """
 
 from __future__ import annotations
