@@ -176,3 +176,29 @@ async def test_bad_queue_requests_are_ojs_errors_and_change_nothing(
     assert after["config"] == before["config"]
     assert after["paused"] is False
     assert after["updated_at"] == before["updated_at"]
+
+
+async def wait_gone(client, job_id, timeout=6.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if (await client.get(f"/ojs/v1/jobs/{job_id}")).status_code == 404:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def test_queue_retention_and_dead_letter_ttl_apply_to_finished_jobs(client):
+    await client.put("/ojs/v1/queues/short-q/config", json={
+        "retention": {"completed": "PT1S"}, "dead_letter_ttl": "PT1S"})
+    done = await push(client, "short-q", 1)
+    dead = await push(client, "short-q", 2, retry={"max_attempts": 1,
+                                                   "on_exhaustion": "dead_letter"})
+    assert len(await fetch(client, "short-q", count=2)) == 2
+    await client.post("/ojs/v1/workers/ack", json={"job_id": done["id"]})
+    await client.post("/ojs/v1/workers/nack", json={"job_id": dead["id"],
+                                                      "error": {"message": "x"}})
+    listed = (await client.get("/ojs/v1/dead-letter?queue=short-q")).json()["jobs"]
+    assert [j["id"] for j in listed] == [dead["id"]]
+    assert await wait_gone(client, done["id"])
+    assert await wait_gone(client, dead["id"])
+    assert (await client.get("/ojs/v1/dead-letter?queue=short-q")).json()["jobs"] == []
