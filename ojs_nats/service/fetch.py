@@ -115,17 +115,8 @@ async def _claim(
         slots, wait_ms, own_limit = await _take_limits(ctx, record, gate)
         if wait_ms:
             return await _held_back(ctx, entry, stored, wait_ms, own_limit)
-        sys = record["sys"]
-        queue_settings = ctx.storage.queues.settings(str(record["job"]["queue"]))
-        queue_vis = (queue_settings.get("config") or {}).get("visibility_timeout")
-        visibility = (
-            visibility_ms
-            or sys.get("vis_ms")
-            or (int(queue_vis) * 1000 if queue_vis else None)
-            or ctx.settings.default_visibility_timeout_ms
-        )
-        timeout = sys.get("timeout_ms") or ctx.settings.default_timeout_ms or None
-        change = jobs.claim(record, now, worker_id, int(visibility), timeout)
+        visibility, timeout = _lease(ctx, record, visibility_ms)
+        change = jobs.claim(record, now, worker_id, visibility, timeout)
         change.record["sys"]["slots"] = limits.slot_records(slots) or None
         try:
             await commit(ctx, change, stored)
@@ -139,6 +130,27 @@ async def _claim(
         return change.job
     await ready.retry_later(entry, IN_FLIGHT_RETRY_MS)
     return None
+
+
+def _lease(ctx: Context, record: jobs.Record, asked_ms: int | None) -> tuple[int, int | None]:
+    """Visibility and execution timeout of a claim: the fetch's, the job's, the queue's
+    (ojs-queue-config.md §7.3), or the server's default, in that order."""
+    sys = record["sys"]
+    config = ctx.storage.queues.settings(str(record["job"]["queue"])).get("config") or {}
+    queue_vis, queue_timeout = config.get("visibility_timeout"), config.get("default_timeout")
+    visibility = (
+        asked_ms
+        or sys.get("vis_ms")
+        or (int(queue_vis) * 1000 if queue_vis else None)
+        or ctx.settings.default_visibility_timeout_ms
+    )
+    timeout = (
+        sys.get("timeout_ms")
+        or (int(queue_timeout) * 1000 if queue_timeout else None)
+        or ctx.settings.default_timeout_ms
+        or None
+    )
+    return int(visibility), timeout
 
 
 async def _take_limits(

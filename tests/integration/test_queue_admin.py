@@ -202,3 +202,13 @@ async def test_queue_retention_and_dead_letter_ttl_apply_to_finished_jobs(client
     assert await wait_gone(client, done["id"])
     assert await wait_gone(client, dead["id"])
     assert (await client.get("/ojs/v1/dead-letter?queue=short-q")).json()["jobs"] == []
+
+
+async def test_queue_default_timeout_limits_jobs_without_their_own(client):
+    await client.put("/ojs/v1/queues/tmo-q/config", json={"default_timeout": 1})
+    job = await push(client, "tmo-q", retry={"max_attempts": 3, "initial_interval": "PT60S"})
+    await fetch(client, "tmo-q")
+    await asyncio.sleep(1.6)
+    info = (await client.get(f"/ojs/v1/jobs/{job['id']}")).json()["job"]
+    assert info["state"] == "retryable"
+    assert info["error"]["code"] == "timeout"
