@@ -25,6 +25,10 @@ class OjsError(Exception):
         self.details = {k: v for k, v in details.items() if v is not None}
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP response headers this error carries (none by default)."""
+        return {}
+
     def to_body(self, request_id: str) -> dict[str, Any]:
         """The `error` object of the OJS error response."""
         return {
@@ -95,6 +99,14 @@ class PayloadTooLargeError(OjsError):
     hint = "Keep job payloads small; store large data elsewhere and pass a reference."
 
 
+class BatchTooLargeError(OjsError):
+    """The batch holds more jobs than one request may enqueue."""
+
+    code = "batch_size_exceeded"
+    status = 413
+    hint = "Split the jobs into batches of at most details.max_batch_size."
+
+
 class UnsupportedMediaTypeError(OjsError):
     """The request body has a content type the server does not accept."""
 
@@ -117,6 +129,14 @@ class QueueFullError(OjsError):
     code = "QUEUE_FULL"
     status = 429
     retryable = True
+    hint = "Retry after the Retry-After header's seconds, or raise the queue's max_depth."
+
+    def headers(self) -> dict[str, str]:
+        # ojs-backpressure.md §7.2: depth and bound on every rejection.
+        return {
+            "X-OJS-Queue-Depth": str(self.details.get("depth", "")),
+            "X-OJS-Queue-Bound": str(self.details.get("bound", "")),
+        }
 
 
 class RateLimitedError(OjsError):

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ojs_nats import __version__
 from ojs_nats.api import (
     admin,
+    admin_queues,
+    batch,
     cron,
     dead_letter,
     errors,
@@ -165,7 +167,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = gateway
     app.state.settings = settings
     errors.install(app)
-    for module in (jobs, workers, queues, dead_letter, events, cron, workflows, system):
+    for module in (
+        jobs,
+        batch,
+        workers,
+        queues,
+        admin_queues,
+        dead_letter,
+        events,
+        cron,
+        workflows,
+        system,
+    ):
         app.include_router(module.router)
     if settings.enable_test_reset:
         app.include_router(admin.router)

@@ -30,7 +30,7 @@ def request_id(request: Request) -> str:
 
 
 def render(request: Request, error: OjsError) -> Response:
-    headers = {}
+    headers = error.headers()
     retry_after = error.details.get("retry_after_s")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

@@ -38,16 +38,19 @@ def context(request: Request) -> Context:
     return ctx
 
 
-async def json_body(request: Request, required: bool = True) -> dict[str, Any]:
+async def json_body(
+    request: Request, required: bool = True, limit: int | None = None
+) -> dict[str, Any]:
     """The request body as a JSON object, enforcing content type and the size limit.
 
     Args:
         required: False for action endpoints whose body is optional (an empty body is `{}`).
+        limit: the size limit in bytes, if not the configured `max_body_bytes`.
 
     Raises:
         PayloadTooLargeError, UnsupportedMediaTypeError, InvalidPayloadError, InvalidRequestError.
     """
-    limit = context(request).settings.max_body_bytes
+    limit = limit or context(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"The request body exceeds {limit} bytes.", limit_bytes=limit)

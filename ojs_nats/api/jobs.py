@@ -14,7 +14,7 @@ from ojs_nats.api import workers
 from ojs_nats.api.http import context, json_body, ojs_response
 from ojs_nats.errors import NotFoundError
 from ojs_nats.model import ids
-from ojs_nats.service import cancel, info, push
+from ojs_nats.service import backpressure, cancel, info, push
 
 router = APIRouter(prefix="/ojs/v1/jobs")
 
@@ -30,8 +30,12 @@ def checked_id(job_id: str) -> str:
 
 @router.post("")
 async def push_job(request: Request) -> Response:
-    job = await push.push(context(request), await json_body(request))
-    return ojs_response({"job": job}, 201, {"Location": f"/ojs/v1/jobs/{job['id']}"})
+    block = backpressure.block_timeout_s(request.headers.get("ojs-block-timeout"))
+    pushed = await push.push(context(request), await json_body(request), block)
+    if not pushed.created:  # a unique job's `ignore`: the existing job, nothing created
+        return ojs_response({"job": pushed.job, "deduplicated": True}, 200)
+    headers = {"Location": f"/ojs/v1/jobs/{pushed.job['id']}", **pushed.headers}
+    return ojs_response({"job": pushed.job}, 201, headers)
 
 
 @router.post("/fetch")

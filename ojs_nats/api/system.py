@@ -15,7 +15,7 @@ from ojs_nats.errors import OjsError
 router = APIRouter()
 
 #: The conformance level this build passes in full (see README).
-CONFORMANCE_LEVEL = 3
+CONFORMANCE_LEVEL = 4
 
 
 def manifest_body() -> dict[str, Any]:
@@ -33,22 +33,29 @@ def manifest_body() -> dict[str, Any]:
         "protocols": ["http"],
         "backend": "nats",
         "capabilities": {
-            "batch_enqueue": False,
+            "batch_enqueue": True,
             "cron_jobs": True,
             "dead_letter": True,
             "delayed_jobs": True,
             "job_ttl": True,
             "priority_queues": True,
-            "rate_limiting": False,
+            "rate_limiting": True,
             "schema_validation": False,
-            "unique_jobs": False,
+            "unique_jobs": {
+                "strength": "strong",
+                "mechanism": "JetStream KV create-if-absent and compare-and-set per uniqueness key",
+            },
             "workflows": True,
-            "pause_resume": False,
+            "pause_resume": True,
+            "queue_stats": True,
+            "queue_config": True,
+            "backpressure": True,
             "heartbeat": True,
             "visibility_timeout": True,
             "events_polling": True,
         },
         "extensions": [],
+        "unique_job_strength": "strong",
         "endpoints": {"manifest": "/ojs/manifest", "health": "/ojs/v1/health"},
         "durability": {"storage": "nats-jetstream", "acknowledged_writes": True},
     }

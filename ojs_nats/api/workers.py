@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ojs_nats.api.http import context, json_body, ojs_response, optional_int
 from ojs_nats.errors import InvalidRequestError, NotFoundError
-from ojs_nats.model import envelope, ids
+from ojs_nats.model import envelope, fairness, ids
 from ojs_nats.service import ack, beat, fail, fetch
 
 router = APIRouter(prefix="/ojs/v1/workers")
@@ -63,7 +63,9 @@ async def fetch_jobs(request: Request) -> Response:
         raise InvalidRequestError(
             "The 'queues' field must be a non-empty array of queue names.", field="queues"
         )
-    names = [envelope.validate_queue_name(q) for q in queues]
+    names = fairness.order(
+        [envelope.validate_queue_name(q) for q in queues], body.get("strategy"), body.get("weights")
+    )
     count = optional_int(body.get("count"), "count", 1, MAX_FETCH, default=1)
     visibility = optional_int(body.get("visibility_timeout_ms"), "visibility_timeout_ms")
     assert count is not None

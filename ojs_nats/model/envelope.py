@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ojs_nats.errors import InvalidRequestError, ValidationError
-from ojs_nats.model import ids
+from ojs_nats.errors import InvalidRequestError
+from ojs_nats.model import ids, rates, unique
 from ojs_nats.model.durations import parse_duration_ms
 from ojs_nats.model.lifecycle import State
 from ojs_nats.model.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
@@ -75,10 +75,6 @@ ENVELOPE_FIELDS = frozenset(
         "rate_limit",
     }
 )
-UNIQUE_KEYS = frozenset({"type", "queue", "args", "meta"})
-UNIQUE_CONFLICTS = frozenset(
-    {"reject", "replace", "replace_except_schedule", "ignore", "use_existing"}
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,8 +108,17 @@ class Submission:
         return State.AVAILABLE
 
 
-def parse_submission(body: object, now_ms: int, id_factory: Any = ids.uuid7) -> Submission:
+def parse_submission(
+    body: object,
+    now_ms: int,
+    id_factory: Any = ids.uuid7,
+    queue_retry: Callable[[str], RetryPolicy | None] | None = None,
+) -> Submission:
     """Validate an enqueue request body.
+
+    Args:
+        queue_retry: the queue's default retry policy, if it has one; a job's own (partial)
+            policy is merged over it (ojs-queue-config.md §7.3), else over the server default.
 
     Raises:
         InvalidRequestError: a required field is missing or a field has the wrong type/format.
@@ -145,13 +150,13 @@ def parse_submission(body: object, now_ms: int, id_factory: Any = ids.uuid7) -> 
         raise _bad("specversion", 'must be "1.0"', specversion)
 
     timing = _timing(options, body, now_ms)
-    policy = parse_policy(pick("retry"), DEFAULT_POLICY)
+    base = queue_retry(queue) if queue_retry is not None else None
+    policy = parse_policy(pick("retry"), base or DEFAULT_POLICY)
     unique = _unique(pick("unique"))
     tags = _tags(pick("tags"))
     pending = _flag(options.get("pending", body.get("pending")), "pending")
     rate_limit = pick("rate_limit")
-    if rate_limit is not None and not isinstance(rate_limit, Mapping):
-        raise _bad("rate_limit", "must be an object", rate_limit)
+    rates.parse_job_limit(rate_limit, queue)  # validation only: the job keeps it as sent
     schema = body.get("schema")
     if schema is not None and not isinstance(schema, str):
         raise _bad("schema", "must be a string (a schema URI)", schema)
@@ -396,38 +401,8 @@ def _flag(value: object, field: str) -> bool:
 
 
 def _unique(value: object) -> dict[str, Any] | None:
-    """Validate a unique policy (ojs-unique-jobs.md §2, §6)."""
-    if value is None:
+    """Validate a unique policy (ojs-unique-jobs.md §2); the job keeps it as sent."""
+    if unique.parse_policy(value) is None:
         return None
-    if not isinstance(value, Mapping):
-        raise _bad("unique", "must be an object", value)
-    policy = dict(value)
-    keys = policy.get("keys", ["type", "queue", "args"])
-    if not isinstance(keys, list) or not set(keys) <= UNIQUE_KEYS:
-        raise ValidationError(
-            "unique.keys must be an array drawn from type, queue, args, meta.", field="unique.keys"
-        )
-    conflict = policy.get("on_conflict", "reject")
-    if conflict not in UNIQUE_CONFLICTS:
-        raise ValidationError(
-            "unique.on_conflict must be one of reject, replace, replace_except_schedule, ignore.",
-            field="unique.on_conflict",
-        )
-    states = policy.get("states")
-    if states is not None and (
-        not isinstance(states, list) or not all(s in State.__members__.values() for s in states)
-    ):
-        raise ValidationError(
-            "unique.states must be an array of job state names.", field="unique.states"
-        )
-    period = policy.get("period")
-    if period is not None:
-        if not isinstance(period, str):
-            raise ValidationError(
-                "unique.period must be an ISO 8601 duration.", field="unique.period"
-            )
-        try:
-            parse_duration_ms(period)
-        except ValueError as exc:
-            raise ValidationError(f"unique.period: {exc}", field="unique.period") from exc
-    return policy
+    assert isinstance(value, Mapping)
+    return dict(value)

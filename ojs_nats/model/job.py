@@ -219,6 +219,27 @@ def cancel(record: Record, now: int) -> Change:
     return Change(rec, before, State.CANCELLED, [event])
 
 
+def drop(record: Record, now: int, code: str, message: str) -> Change:
+    """A waiting job is discarded without running (backpressure drop-oldest, rate-limit drop)."""
+    before = _state(record)
+    if before not in lifecycle.WAITING:
+        raise ConflictError(
+            f"Cannot drop job {_id(record)} in state '{before}'.",
+            job_id=_id(record),
+            current_state=before,
+        )
+    rec = _next_step(record)
+    job = rec["job"]
+    job["state"] = State.DISCARDED.value
+    job["discarded_at"] = ids.format_ts(now)
+    error = {"code": code, "type": code, "message": message, "retryable": False}
+    job["error"] = error
+    entry = error_entry(error, int(job.get("attempt", 0)), now)
+    job["errors"] = [*(job.get("errors") or []), entry][-MAX_ERRORS:]
+    event = Event("job.discarded", {"reason": code, "last_error": error, "dead_letter": False})
+    return Change(rec, before, State.DISCARDED, [event])
+
+
 def activate(record: Record, now: int) -> Change:
     """pending -> available (ACTIVATE)."""
     before = _state(record)

@@ -43,9 +43,18 @@ class RetryPolicy:
         }
 
     def to_record(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["non_retryable_errors"] = list(self.non_retryable_errors)
-        return data
+        # Spelled out: dataclasses.asdict deep-copies every field and showed up as a tenth of a
+        # 1,000-job batch enqueue's time.
+        return {
+            "max_attempts": self.max_attempts,
+            "initial_interval_ms": self.initial_interval_ms,
+            "backoff_coefficient": self.backoff_coefficient,
+            "max_interval_ms": self.max_interval_ms,
+            "jitter": self.jitter,
+            "non_retryable_errors": list(self.non_retryable_errors),
+            "on_exhaustion": self.on_exhaustion,
+            "backoff_strategy": self.backoff_strategy,
+        }
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> RetryPolicy:
@@ -68,9 +77,7 @@ def parse_policy(raw: object, base: RetryPolicy = DEFAULT_POLICY) -> RetryPolicy
         return base
     if not isinstance(raw, Mapping):
         raise _invalid("retry", "retry must be an object")
-    values = dataclasses.asdict(base)
-    values.update(_fields(raw))
-    policy = RetryPolicy(**values)
+    policy = dataclasses.replace(base, **_fields(raw))
     if policy.initial_interval_ms <= 0:
         raise _invalid("retry.initial_interval", "retry.initial_interval must be greater than zero")
     if policy.max_interval_ms < policy.initial_interval_ms:

@@ -4,7 +4,8 @@ Order of writes for a `Change`:
   1. the ready entry (if the job becomes available) and the timer (if one is needed) — together;
   2. the record, by compare-and-set (this is the moment the transition happens);
   3. events, counters, the dead-letter index, disarming the previous step's timer, deleting a
-     ready entry that no longer applies — together.
+     ready entry that no longer applies, and what the job gives back (its concurrency slots
+     when it stops being active, its uniqueness lock when it finishes; `releases.py`) — together.
 A crash after 1 leaves a ready entry or timer for a step the record never reached: fetchers and
 the timer runner recognise the step and drop it. A crash after 2 loses at most an event or a
 counter tick; the job itself is consistent and still has its entry and timer.
@@ -20,6 +21,7 @@ from ojs_nats.errors import ConflictError, NotFoundError
 from ojs_nats.model import ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.lifecycle import State
+from ojs_nats.service import queue_config, releases
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict, Stored
 
@@ -100,9 +102,10 @@ async def _publish_ready(ctx: Context, record: jobs.Record) -> None:
 def _retention(ctx: Context, change: jobs.Change) -> int | None:
     if not change.finished:
         return None
-    if change.record["sys"].get("dead"):
-        return ctx.settings.dead_letter_retention_s or None
-    return ctx.settings.finished_retention_s or None
+    queue = str(change.record["job"]["queue"])
+    return queue_config.retention_s(
+        ctx, queue, change.after, bool(change.record["sys"].get("dead"))
+    )
 
 
 def _follow_ups(
@@ -119,7 +122,7 @@ def _follow_ups(
         deltas[str(change.before)] = deltas.get(str(change.before), 0) - 1
     work.append(st.counters.add(queue, deltas))
     if change.dead_letter is True:
-        work.append(st.dead.add(queue, job_id))
+        work.append(st.dead.add(queue, job_id, queue_config.retention_s(ctx, queue, None, True)))
     elif change.dead_letter is False:
         work.append(st.dead.remove(queue, job_id))
     if previous is not None and change.step != int(previous["sys"]["step"]):
@@ -128,6 +131,7 @@ def _follow_ups(
         seq = previous["sys"].get("ready_seq")
         if change.before == State.AVAILABLE and change.after != State.ACTIVE and seq:
             work.append(st.ready.delete(int(seq)))
+    work += releases.follow_ups(ctx, change, previous, _retention(ctx, change))
     return work
 
 

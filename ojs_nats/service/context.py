@@ -20,6 +20,9 @@ class Context:
     source: str = ""
     #: Set when the process is shutting down: fetch hands out nothing more.
     draining: bool = False
+    #: Concurrency slots whose holder was last seen active, and when (a per-process cache that
+    #: spares re-reading the holder on every fetch; see service/limits.py).
+    verified: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.source:

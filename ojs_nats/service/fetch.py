@@ -1,10 +1,8 @@
 """FETCH: claim jobs for a worker, highest priority first, FIFO within a priority.
 
-For each requested queue in order (skipping paused ones), the ready index says which priorities
-have entries; entries are pulled from the highest one down and each is claimed by
-compare-and-set on its record. Claims within one fetch run concurrently. Write order per claim:
-timer (lease deadline) first, then the record; the ready entry is acked last, so a crash leaves
-either an entry that is offered again or an active job whose timer will requeue it.
+Per queue in the order asked (paused ones skipped): its limits say how many may start, the ready
+index which priorities have entries; each pulled entry is claimed by compare-and-set on its
+record, after its concurrency slots (if any) and the lease timer; the entry is acked last.
 """
 
 from __future__ import annotations
@@ -13,10 +11,12 @@ import asyncio
 from typing import Any
 
 from ojs_nats.model import job as jobs
+from ojs_nats.model import rates
 from ojs_nats.model.lifecycle import State
+from ojs_nats.service import limits
 from ojs_nats.service.apply import commit
 from ojs_nats.service.context import Context
-from ojs_nats.storage import ReadyEntry, RevisionConflict
+from ojs_nats.storage import ReadyEntry, RevisionConflict, Stored
 
 #: An entry newer than its record is a transition still in flight: offer it again a little later.
 #: After this long it is a leftover of a crash and is dropped.
@@ -26,6 +26,10 @@ MAX_CLAIM_ATTEMPTS = 5
 #: How long a fetch waits, once per priority, for entries the stream has but the consumer has
 #: not seen yet (replication lag inside a NATS cluster is a few milliseconds).
 LAGGING_CONSUMER_WAIT_MS = 100
+#: What `_claim` answers for a job its limits made wait (as opposed to a stale entry: None).
+HELD_BACK = "held back"
+#: Jobs one fetch may hold back per queue (and offer again later) before it gives up on it.
+MAX_HELD_BACK = 64
 
 
 async def fetch(
@@ -35,35 +39,68 @@ async def fetch(
         return []
     claimed: list[dict[str, Any]] = []
     for queue in queues:
-        if ctx.storage.queues.settings(queue).get("paused"):
+        settings = ctx.storage.queues.settings(queue)
+        if settings.get("paused"):
             continue
         counts = await ctx.storage.ready.counts(queue)
-        for priority in sorted(counts, reverse=True):
-            wait_ms = LAGGING_CONSUMER_WAIT_MS
-            while len(claimed) < count:
-                entries = await ctx.storage.ready.pull(queue, priority, count - len(claimed))
-                if not entries and wait_ms:
-                    # The stream counted entries, but on a cluster the consumer's leader can be
-                    # the replica that has not applied the newest ones yet: wait for them once
-                    # rather than report a queue with jobs in it as empty.
-                    entries = await ctx.storage.ready.pull(
-                        queue, priority, count - len(claimed), wait_ms
-                    )
-                wait_ms = 0
-                if not entries:
-                    break
-                results = await asyncio.gather(
-                    *(_claim(ctx, e, worker_id, visibility_ms) for e in entries)
-                )
-                claimed.extend(job for job in results if job is not None)
-            if len(claimed) >= count:
-                return claimed
+        if not counts:
+            continue  # nothing to hand out: no need to touch the queue's limits either
+        gate = await limits.open_gate(ctx, queue, count - len(claimed))
+        if gate.allowed <= 0:
+            continue
+        try:
+            await _from_queue(ctx, queue, counts, gate, claimed, worker_id, visibility_ms)
+        finally:
+            await limits.close_gate(ctx, gate)
+        if len(claimed) >= count:
+            break
     return claimed
 
 
+async def _from_queue(
+    ctx: Context,
+    queue: str,
+    counts: dict[int, int],
+    gate: limits.Gate,
+    claimed: list[dict[str, Any]],
+    worker_id: str | None,
+    visibility_ms: int | None,
+) -> None:
+    held = 0
+    for priority in sorted(counts, reverse=True):
+        wait_ms = LAGGING_CONSUMER_WAIT_MS
+        while gate.remaining > 0:
+            entries = await ctx.storage.ready.pull(queue, priority, gate.remaining)
+            if not entries and wait_ms:
+                # The stream counted entries, but on a cluster the consumer's leader can be the
+                # replica that has not applied the newest ones yet: wait for them once rather
+                # than report a queue with jobs in it as empty.
+                entries = await ctx.storage.ready.pull(queue, priority, gate.remaining, wait_ms)
+            wait_ms = 0
+            if not entries:
+                break
+            results = await asyncio.gather(
+                *(_claim(ctx, e, worker_id, visibility_ms, gate) for e in entries)
+            )
+            got = [job for job in results if isinstance(job, dict)]
+            gate.started += len(got)
+            claimed.extend(got)
+            held += results.count(HELD_BACK)
+            if not got and held >= MAX_HELD_BACK:
+                # Limits bind: the jobs examined had to wait. Stop rather than walk the whole
+                # backlog of jobs waiting for the same limit (each was offered again later).
+                return
+        if gate.remaining <= 0:
+            return
+
+
 async def _claim(
-    ctx: Context, entry: ReadyEntry, worker_id: str | None, visibility_ms: int | None
-) -> dict[str, Any] | None:
+    ctx: Context,
+    entry: ReadyEntry,
+    worker_id: str | None,
+    visibility_ms: int | None,
+    gate: limits.Gate,
+) -> dict[str, Any] | str | None:
     ready = ctx.storage.ready
     for _ in range(MAX_CLAIM_ATTEMPTS):
         stored = await ctx.storage.jobs.get(entry.job_id)
@@ -85,17 +122,86 @@ async def _claim(
                 continue
             await ready.ack(entry)
             return None
-        sys = record["sys"]
-        visibility = (
-            visibility_ms or sys.get("vis_ms") or ctx.settings.default_visibility_timeout_ms
-        )
-        timeout = sys.get("timeout_ms") or ctx.settings.default_timeout_ms or None
-        change = jobs.claim(record, now, worker_id, int(visibility), timeout)
+        slots, wait_ms, own_limit = await _take_limits(ctx, record, gate)
+        if wait_ms:
+            return await _held_back(ctx, entry, stored, wait_ms, own_limit)
+        visibility, timeout = _lease(ctx, record, visibility_ms)
+        change = jobs.claim(record, now, worker_id, visibility, timeout)
+        change.record["sys"]["slots"] = limits.slot_records(slots) or None
         try:
             await commit(ctx, change, stored)
         except RevisionConflict:
+            await limits.free_all(ctx, slots)
             continue
+        except BaseException:
+            await limits.free_all(ctx, slots)
+            raise
         await ready.ack(entry)
         return change.job
     await ready.retry_later(entry, IN_FLIGHT_RETRY_MS)
     return None
+
+
+def _lease(ctx: Context, record: jobs.Record, asked_ms: int | None) -> tuple[int, int | None]:
+    """Visibility and execution timeout of a claim: the fetch's, the job's, the queue's
+    (ojs-queue-config.md §7.3), or the server's default, in that order."""
+    sys = record["sys"]
+    config = ctx.storage.queues.settings(str(record["job"]["queue"])).get("config") or {}
+    queue_vis, queue_timeout = config.get("visibility_timeout"), config.get("default_timeout")
+    visibility = (
+        asked_ms
+        or sys.get("vis_ms")
+        or (int(queue_vis) * 1000 if queue_vis else None)
+        or ctx.settings.default_visibility_timeout_ms
+    )
+    timeout = (
+        sys.get("timeout_ms")
+        or (int(queue_timeout) * 1000 if queue_timeout else None)
+        or ctx.settings.default_timeout_ms
+        or None
+    )
+    return int(visibility), timeout
+
+
+async def _take_limits(
+    ctx: Context, record: jobs.Record, gate: limits.Gate
+) -> tuple[list[limits.Slot], int, rates.JobLimit | None]:
+    """The slots a claim needs (the queue's, then the job's own limit), or how long to wait
+    (with the job's own limit when that is what held it back)."""
+    job = record["job"]
+    step = int(record["sys"]["step"]) + 1
+    slots: list[limits.Slot] = []
+    if gate.concurrency is not None:
+        slot = await limits.take_slot(ctx, gate, str(job["id"]), step)
+        if slot is None:
+            return [], limits.SLOT_RETRY_MS, None
+        slots.append(slot)
+    own = rates.parse_job_limit(job.get("rate_limit"), str(job["queue"]))
+    if own is not None:
+        taken, wait_ms = await limits.admit_job(ctx, own, str(job["id"]), step)
+        if wait_ms:
+            await limits.free_all(ctx, slots)
+            return [], wait_ms, own
+        slots.extend(taken)
+    return slots, 0, None
+
+
+async def _held_back(
+    ctx: Context,
+    entry: ReadyEntry,
+    stored: Stored,
+    wait_ms: int,
+    own: rates.JobLimit | None,
+) -> str | None:
+    """A job its limits do not let start now: offered again later, or dropped if it asks so."""
+    if own is not None and own.on_limit == "drop":
+        change = jobs.drop(stored.record, ctx.clock(), "rate_limited", "Dropped by its rate limit.")
+        try:
+            await commit(ctx, change, stored)
+        except RevisionConflict:
+            return None
+        await ctx.storage.ready.ack(entry)
+        return HELD_BACK
+    # `wait` (and `reschedule`): the job stays available and is offered again when allowed.
+    await ctx.storage.ready.retry_later(entry, wait_ms)
+    return HELD_BACK

@@ -1,28 +1,61 @@
-"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1)."""
+"""PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1). Order:
+validate, the queue's depth bound, the uniqueness key (may answer with the existing job), drop
+the oldest jobs if the bound says so, then the job's own writes (`apply.commit`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ojs_nats.errors import DuplicateError
 from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.envelope import Submission
+from ojs_nats.service import backpressure, queue_config, unique
 from ojs_nats.service.apply import commit
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict
 
 
-async def push(ctx: Context, body: object) -> dict[str, Any]:
-    """Store one job; returns the wire job. 201 is only returned after JetStream acked it."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pushed:
+    job: dict[str, Any]
+    #: False when a unique job's `ignore` policy answered with the existing job.
+    created: bool = True
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+async def push(ctx: Context, body: object, block_timeout_s: float = 0.0) -> Pushed:
+    """Store one job. 201 is only returned after JetStream acked it."""
     now = ctx.clock()
-    submission = envelope.parse_submission(body, now)
-    job = await create(ctx, submission, now)
-    if job is None:
+    submission = envelope.parse_submission(body, now, queue_retry=queue_config.default_retry(ctx))
+    unique.key_of(submission)  # validates args_keys before anything is written
+    room = await backpressure.make_room(ctx, submission.queue, 1, block_timeout_s)
+    admission = await unique.admit(ctx, submission, now)
+    if admission.existing is not None:
+        return Pushed(admission.existing, created=False)
+    submission = admission.submission
+    change = jobs.new_record(submission, now)
+    if admission.lock is not None:
+        change.record["sys"]["unique"] = admission.lock
+    try:
+        if room.drop:
+            await backpressure.drop_oldest(ctx, submission.queue, room.drop)
+        await ctx.storage.queues.register(submission.queue, ids.format_ts(now))
+    except Exception:
+        await unique.release(ctx, admission.lock)
+        raise
+    try:
+        await commit(ctx, change, None)
+    except RevisionConflict as exc:
+        # The id is taken, so our record was not written: the key goes back. (After any other
+        # failure the record may exist; the lock then stays and lapses if it does not.)
+        await unique.release(ctx, admission.lock)
         raise DuplicateError(
             f"A job with id '{submission.id}' already exists.", existing_job_id=submission.id
-        )
-    return job
+        ) from exc
+    return Pushed(change.job, headers=room.headers())
 
 
 async def create(
@@ -32,7 +65,9 @@ async def create(
     extra: dict[str, Any] | None = None,
     followers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """Store a validated job; None if a job with its id exists already.
+    """Store a job the server itself enqueues (a cron tick, a workflow member); None if a job
+    with its id exists already. Such jobs skip admission (uniqueness, the depth bound): the
+    cron or workflow that makes them has already decided they must exist.
 
     Args:
         extra: system fields to set on the wire job (e.g. `workflow_id`, `parent_results`).

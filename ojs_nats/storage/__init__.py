@@ -13,16 +13,20 @@ import logging
 from ojs_nats.config import Settings
 from ojs_nats.storage import provision
 from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.bulk import BulkWriter
 from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
 from ojs_nats.storage.counters import Counters
 from ojs_nats.storage.cron import CronRegistry
 from ojs_nats.storage.dead import DeadLetters
 from ojs_nats.storage.events import EventLog
 from ojs_nats.storage.jobs import JobRecords, Stored
+from ojs_nats.storage.limits import LimitStore
 from ojs_nats.storage.names import Names
 from ojs_nats.storage.queues import QueueSettings
 from ojs_nats.storage.ready import ReadyEntry, ReadyIndex
+from ojs_nats.storage.throughput import Throughput
 from ojs_nats.storage.timers import FiredTimer, Timers
+from ojs_nats.storage.unique import UniqueLocks
 from ojs_nats.storage.workers import Workers
 from ojs_nats.storage.workflows import WorkflowRecords
 
@@ -54,6 +58,10 @@ class Storage:
         self.workers = Workers(conn, self.names)
         self.cron = CronRegistry(conn, self.names, self.batches)
         self.workflows = WorkflowRecords(conn, self.names)
+        self.unique = UniqueLocks(conn, self.names)
+        self.limits = LimitStore(conn, self.names, self.batches)
+        self.throughput = Throughput(conn, self.names, self.batches)
+        self.bulk = BulkWriter(conn, self.names)
 
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
@@ -83,7 +91,8 @@ class Storage:
         self.queues.forget()
 
     async def reset(self) -> None:
-        """Wipe every job, timer, event, counter, queue setting and worker (test-only)."""
+        """Wipe every job, timer, event, counter, queue setting, worker, uniqueness lock and
+        rate-limit state (test-only)."""
         names = self.names
         streams = [
             names.ready_stream,
@@ -96,6 +105,9 @@ class Storage:
             f"KV_{names.workers_bucket}",
             f"KV_{names.cron_bucket}",
             f"KV_{names.workflows_bucket}",
+            f"KV_{names.unique_bucket}",
+            f"KV_{names.limits_bucket}",
+            names.throughput_stream,
         ]
         for stream in streams:
             await self.conn.api(f"$JS.API.STREAM.PURGE.{stream}", {})

@@ -24,8 +24,10 @@ class DeadLetters:
         self._batches = batches
         self._retention_s = retention_s
 
-    async def add(self, queue: str, job_id: str) -> None:
-        headers = {n.MSG_TTL: f"{self._retention_s}s"} if self._retention_s else None
+    async def add(self, queue: str, job_id: str, retention_s: int | None = None) -> None:
+        """Index a dead-lettered job for `retention_s` (default: the configured retention)."""
+        ttl = retention_s if retention_s is not None else self._retention_s
+        headers = {n.MSG_TTL: f"{ttl}s"} if ttl else None
         await self._conn.store(self._names.dead_subject(queue, job_id), job_id.encode(), headers)
 
     async def remove(self, queue: str, job_id: str) -> None:

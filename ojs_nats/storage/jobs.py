@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ojs_nats.storage import kv
 from ojs_nats.storage import names as n
 from ojs_nats.storage.connection import Connection, RevisionConflict
 
@@ -40,6 +41,10 @@ class JobRecords:
         if headers.get("KV-Operation") in ("DEL", "PURGE"):
             return None
         return Stored(orjson.loads(msg.data), int(headers["Nats-Sequence"]))
+
+    async def entry(self, job_id: str) -> kv.Entry:
+        """The record as a KV entry: absent ones carry the revision a create must expect."""
+        return await kv.read(self._conn, self._names.jobs_stream, self._subject(job_id))
 
     async def create(self, job_id: str, record: dict[str, Any], ttl_s: int | None = None) -> int:
         """Store a new record; raises `RevisionConflict` if the id is taken."""

@@ -16,6 +16,10 @@ MSG_ID = "Nats-Msg-Id"
 SCHEDULE = "Nats-Schedule"
 SCHEDULE_TARGET = "Nats-Schedule-Target"
 INCREMENT = "Nats-Incr"
+KV_OPERATION = "KV-Operation"
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
 #: JetStream error code for a failed compare-and-set (wrong last sequence).
 ERR_WRONG_LAST_SEQUENCE = 10071
 
@@ -60,6 +64,18 @@ class Names:
     @property
     def workflows_bucket(self) -> str:
         return f"{self.prefix}_WORKFLOWS"
+
+    @property
+    def unique_bucket(self) -> str:
+        return f"{self.prefix}_UNIQUE"
+
+    @property
+    def limits_bucket(self) -> str:
+        return f"{self.prefix}_LIMITS"
+
+    @property
+    def throughput_stream(self) -> str:
+        return f"{self.prefix}_THROUGHPUT"
 
     @property
     def ready_stream(self) -> str:
@@ -131,6 +147,25 @@ class Names:
     def dead_filter(self, queue: str | None = None) -> str:
         q = encode_queue(queue) if queue else "*"
         return f"{self.namespace}.dead.{q}.*"
+
+    # ------------------------------------------------------------ unique locks, limits, throughput
+    def unique_subject(self, key: str) -> str:
+        return self.kv_subject(self.unique_bucket, key)
+
+    def rate_subject(self, partition: str) -> str:
+        return self.kv_subject(self.limits_bucket, f"rate.{partition}")
+
+    def slot_subject(self, partition: str, index: int) -> str:
+        return self.kv_subject(self.limits_bucket, f"slot.{partition}.{index}")
+
+    def slot_filter(self, partition: str) -> str:
+        return self.kv_subject(self.limits_bucket, f"slot.{partition}.*")
+
+    def throughput_subject(self, queue: str, kind: str, minute: int) -> str:
+        return f"{self.namespace}.tput.{encode_queue(queue)}.{kind}.{minute}"
+
+    def throughput_filter(self, queue: str) -> str:
+        return f"{self.namespace}.tput.{encode_queue(queue)}.*.*"
 
     # ------------------------------------------------------------ control plane (core NATS)
     @property

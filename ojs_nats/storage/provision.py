@@ -11,6 +11,7 @@ from typing import Any
 
 from ojs_nats.config import Settings
 from ojs_nats.storage import names as n
+from ojs_nats.storage import throughput
 from ojs_nats.storage.connection import Connection, JetStreamError
 
 NS_PER_S = 1_000_000_000
@@ -59,16 +60,35 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
     names = n.Names(settings.namespace)
     ns = settings.namespace
     with_ttl = {"allow_msg_ttl": True, "subject_delete_marker_ttl": DELETE_MARKER_TTL_S * NS_PER_S}
+    # Batch enqueue writes records, ready entries and events as atomic batches (storage/bulk.py).
+    atomic = {"allow_atomic": True}
     return [
-        _bucket(settings, names.jobs_bucket, max_msg_size=settings.max_body_bytes * 4, **with_ttl),
+        _bucket(
+            settings,
+            names.jobs_bucket,
+            max_msg_size=settings.max_body_bytes * 4,
+            **with_ttl,
+            **atomic,
+        ),
         _bucket(settings, names.queues_bucket),
         _bucket(settings, names.workers_bucket, **with_ttl),
         _bucket(settings, names.cron_bucket),
         _bucket(
             settings, names.workflows_bucket, max_msg_size=settings.max_body_bytes * 4, **with_ttl
         ),
+        # Uniqueness locks and rate-limit state/concurrency slots (service/unique.py, limits.py).
+        _bucket(settings, names.unique_bucket, **with_ttl),
+        _bucket(settings, names.limits_bucket, **with_ttl),
         # Ready index: one entry per runnable job; acked (so deleted) when a fetcher claims it.
-        _stream(settings, names.ready_stream, [f"{ns}.ready.>"], retention="workqueue"),
+        # Direct get lets drop-oldest backpressure read the oldest entries without consuming.
+        _stream(
+            settings,
+            names.ready_stream,
+            [f"{ns}.ready.>"],
+            retention="workqueue",
+            allow_direct=True,
+            **atomic,
+        ),
         # Durable timers: schedules under .at., fired copies under .fired. (one consumer).
         _stream(
             settings,
@@ -84,6 +104,7 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
             allow_direct=True,
             max_age=settings.events_max_age_s * NS_PER_S,
             max_msgs=settings.events_max_count,
+            **atomic,
         ),
         # Per-queue, per-state counters (server-side atomic increments, no CAS).
         _stream(
@@ -93,6 +114,16 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
             allow_msg_counter=True,
             max_msgs_per_subject=1,
             allow_direct=True,
+        ),
+        # Completed/failed attempts per queue and minute, forgotten after two hours.
+        _stream(
+            settings,
+            names.throughput_stream,
+            [f"{ns}.tput.>"],
+            allow_msg_counter=True,
+            max_msgs_per_subject=1,
+            allow_direct=True,
+            max_age=throughput.KEEP_S * NS_PER_S,
         ),
         # Dead-letter index: one entry per dead-lettered job, in order of arrival.
         _stream(

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 
+from ojs_nats.storage import kv
 from ojs_nats.storage import names as n
 from ojs_nats.storage.connection import Connection, RevisionConflict
 
@@ -80,8 +81,24 @@ class QueueSettings:
             )
             self.mirror.setdefault(queue, record)
         except RevisionConflict:
-            pass  # already registered
+            current = await self.entry(queue)
+            if current.value is None:  # deleted earlier: its marker is what to expect
+                with contextlib.suppress(RevisionConflict):
+                    await kv.write(self._conn, self._subject(queue), record, current.revision)
+                    self.mirror.setdefault(queue, record)
         self._known.add(queue)
+
+    async def entry(self, queue: str) -> kv.Entry:
+        """The queue's entry with its revision (absent: no value, the marker's revision)."""
+        return await kv.read(self._conn, f"KV_{self._names.queues_bucket}", self._subject(queue))
+
+    async def remove(self, queue: str, revision: int) -> bool:
+        """Delete the queue's entry if it is still at `revision`."""
+        removed = await kv.remove(self._conn, self._subject(queue), revision, marker_ttl_s=None)
+        if removed:
+            self.mirror.pop(queue, None)
+            self._known.discard(queue)
+        return removed
 
     async def get(self, queue: str) -> tuple[dict[str, Any], int] | None:
         msg = await self._conn.direct_get(f"KV_{self._names.queues_bucket}", self._subject(queue))

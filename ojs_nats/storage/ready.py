@@ -106,6 +106,18 @@ class ReadyIndex:
             return []
         return [entry for entry in map(_entry, msgs) if entry is not None]
 
+    async def oldest(self, queue: str, after_seq: int, batch: int) -> list[tuple[str, int, int]]:
+        """(job id, step, sequence) of the queue's oldest entries after `after_seq`, any priority
+        (read without consuming them; some may be stale)."""
+        msgs = await self._batches.get_many(
+            self._names.ready_stream, self._names.ready_filter(queue), after_seq + 1, batch
+        )
+        found = []
+        for msg in msgs:
+            job_id, _, step = msg.data.decode().partition(" ")
+            found.append((job_id, int(step), int((msg.headers or {}).get("Nats-Sequence", 0))))
+        return found
+
     async def ack(self, entry: ReadyEntry) -> None:
         """The job was claimed (or the entry was stale): remove the entry."""
         await self._conn.publish(entry.reply, b"+ACK")

@@ -1,6 +1,6 @@
 import pytest
 
-from ojs_nats.errors import InvalidRequestError, ValidationError
+from ojs_nats.errors import InvalidRequestError
 from ojs_nats.model.envelope import parse_submission
 from ojs_nats.model.lifecycle import State
 
@@ -104,10 +104,11 @@ def test_missing_type_names_the_field():
 
 @pytest.mark.parametrize("unique", [
     {"keys": ["type", "color"]}, {"on_conflict": "merge"}, {"states": ["done"]},
-    {"period": "an hour"},
+    {"period": "an hour"}, {"keys": ["meta"]}, {"keys": "type"}, {"period": "PT0S"},
+    {"unique_by": ["type"]},
 ])
-def test_invalid_unique_policy_is_422(unique):
-    with pytest.raises(ValidationError):
+def test_invalid_unique_policy_is_400_invalid_request(unique):
+    with pytest.raises(InvalidRequestError):
         parse({"type": "a.b", "args": [], "options": {"unique": unique}})
 
 

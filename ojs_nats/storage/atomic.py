@@ -1,0 +1,74 @@
+"""Atomic batch publish (nats-server >= 2.12, stream setting `allow_atomic`): up to `MAX_ATOMIC`
+messages to one stream, stored all together or not at all, under consecutive sequences; one
+failed per-message expectation rejects the whole batch. The first message is a request (a stream
+that refuses fails fast), the middle ones plain publishes, the commit's reply the batch's ack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from ojs_nats.errors import StorageUnavailableError
+from ojs_nats.model import ids
+from ojs_nats.storage import names as n
+from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
+
+#: The server's limit on messages per atomic batch.
+MAX_ATOMIC = 1000
+#: The server's answer when too many atomic batches are open on a stream (50) or server (1000).
+ERR_TOO_MANY_INFLIGHT = 10210
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    subject: str
+    payload: bytes
+    headers: Mapping[str, str] | None = None
+
+
+async def publish_atomic(conn: Connection, messages: Sequence[Message]) -> list[int]:
+    """Store `messages` in one stream all-or-nothing; returns their stream sequences in order.
+
+    Raises:
+        RevisionConflict: an expected-last-subject-sequence did not hold (nothing was stored).
+        JetStreamError: the stream refused the batch (nothing was stored).
+    """
+    count = len(messages)
+    if not 0 < count <= MAX_ATOMIC:
+        raise ValueError(f"an atomic batch holds 1 to {MAX_ATOMIC} messages, not {count}")
+    batch_id = ids.uuid7().replace("-", "")
+    for index, message in enumerate(messages, start=1):
+        headers = dict(message.headers or {})
+        headers[n.BATCH_ID] = batch_id
+        headers[n.BATCH_SEQUENCE] = str(index)
+        if index == count:
+            headers[n.BATCH_COMMIT] = "1"
+            reply = await conn.request(message.subject, message.payload, headers)
+            last = _ack(reply.data)
+            return [last - count + i for i in range(1, count + 1)]
+        if index == 1:
+            _ack((await conn.request(message.subject, message.payload, headers)).data)
+        else:
+            await conn.publish(message.subject, message.payload, headers)
+    raise AssertionError("unreachable")
+
+
+def _ack(data: bytes) -> int:
+    if not data:
+        return 0  # flow-control reply to the first message: nothing to report
+    ack = orjson.loads(data)
+    err = ack.get("error")
+    if err:
+        if err.get("err_code") == n.ERR_WRONG_LAST_SEQUENCE:
+            raise RevisionConflict(str(err.get("description", "wrong last sequence")))
+        if err.get("err_code") == ERR_TOO_MANY_INFLIGHT:
+            raise StorageUnavailableError("JetStream is busy with other batches; retry shortly.")
+        raise JetStreamError(
+            int(err.get("code", 500)),
+            int(err.get("err_code", 0)),
+            str(err.get("description", "atomic batch refused")),
+        )
+    return int(ack.get("seq", 0))
