@@ -16,8 +16,9 @@ MSG_ID = "Nats-Msg-Id"
 SCHEDULE = "Nats-Schedule"
 SCHEDULE_TARGET = "Nats-Schedule-Target"
 INCREMENT = "Nats-Incr"
-#: JetStream error code for a failed compare-and-set (wrong last sequence).
-ERR_WRONG_LAST_SEQUENCE = 10071
+#: JetStream error codes for a failed compare-and-set (wrong last sequence): a single server
+#: answers 10071 ("wrong last sequence: N"), the leader of a clustered stream 10164 (no number).
+ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 def encode_queue(queue: str) -> str:

@@ -24,6 +24,9 @@ from ojs_nats.worker.transport import Reply, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
+#: States an earlier, landed ACK or NACK of ours leaves a job in.
+_REPORTED_STATES = ("completed", "retryable", "discarded")
+
 
 class Phase(enum.Enum):
     RUNNING = "running"
@@ -112,14 +115,15 @@ class Runner:
 def _log_refusal(operation: str, job_id: str, reply: Reply, timed_out: bool) -> None:
     if reply.ok:
         return
+    state = reply.current_state
     if reply.status == 409 and timed_out:
         # The server enforces the same timeout and often records it first.
         log.info("%s of job %s: the server had timed it out already", operation, job_id)
-    elif reply.status == 409 and reply.tries > 1:
-        # A try whose answer was lost (gateway killed, timeout) had most likely landed.
+    elif reply.status == 409 and reply.tries > 1 and state in (None, *_REPORTED_STATES):
+        # A try whose answer was lost (gateway killed, timeout) had landed.
         log.info("%s of job %s: already recorded (%s)", operation, job_id, reply.error_message)
     elif reply.status in (404, 409):
-        # Cancelled, expired or re-leased to another worker while this one ran it.
+        # Cancelled, or the lease ran out (the job is someone else's now) while this one ran.
         log.warning("%s of job %s refused: %s", operation, job_id, reply.error_message)
     else:
         log.error("%s of job %s failed: %s", operation, job_id, reply.error_message)

@@ -44,6 +44,14 @@ class Reply:
         return 200 <= self.status < 300
 
     @property
+    def current_state(self) -> str | None:
+        """The job's state a 409 names (`error.details.current_state`), if the server says."""
+        error = self.body.get("error")
+        details = error.get("details") if isinstance(error, dict) else None
+        state = details.get("current_state") if isinstance(details, dict) else None
+        return state if isinstance(state, str) else None
+
+    @property
     def error_message(self) -> str:
         error = self.body.get("error")
         if isinstance(error, dict):

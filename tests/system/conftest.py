@@ -13,6 +13,16 @@ import pytest
 
 from tests.support import EXAMPLE_WORKER, GatewayProcess, NatsCluster, WorkerProcess, namespace
 
+#: Measured figures (the failover test's), printed after pytest's summary.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("failover figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
