@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import os
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ class Completions:
     def longest_stall(self) -> float:
         """Longest time between two consecutive completions, in seconds."""
         times = sorted(self.at.values())
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0) / 1000
+        return max((b - a for a, b in itertools.pairwise(times)), default=0) / 1000
 
 
 async def all_completed(client: Gateways, completions: Completions, job_ids: list[str],
