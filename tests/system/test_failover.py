@@ -186,6 +186,7 @@ async def test_10000_jobs_survive_worker_sigterm_gateway_sigkill_and_nats_node_l
         note("all pushed")
         await all_completed(client, completions, job_ids)
         note("all completed")
+        elapsed = time.monotonic() - started
     finally:
         sampling.cancel()
         pushing.cancel()
@@ -193,7 +194,7 @@ async def test_10000_jobs_survive_worker_sigterm_gateway_sigkill_and_nats_node_l
 
     # The store is the judge: every job, read back, is completed.
     states: collections.Counter[str] = collections.Counter()
-    check = asyncio.Semaphore(32)
+    check = asyncio.Semaphore(64)
 
     async def state_of(job_id: str) -> None:
         async with check:
@@ -208,7 +209,6 @@ async def test_10000_jobs_survive_worker_sigterm_gateway_sigkill_and_nats_node_l
     runs = runs_per_job(runs_dir)
     twice = sum(1 for n in runs.values() if n > 1)
     stall = completions.longest_stall()
-    elapsed = time.monotonic() - started
     summary = (f"failover: {TOTAL} jobs in {elapsed:.1f} s, {twice} ran more than once, "
                f"longest stall in completions {stall:.2f} s")
     FIGURES.append(summary)
