@@ -35,7 +35,7 @@ async def test_progress_is_clamped_and_handed_to_the_worker_loop():
     ctx.progress(data={"phase": "load"})
     await asyncio.sleep(0)
     assert reports == [("j1", (1.0, {"rows": 10})), ("j1", (None, {"phase": "load"}))]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fraction, data"):
         ctx.progress()
 
 

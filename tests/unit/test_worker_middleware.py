@@ -145,5 +145,6 @@ async def test_logging_middleware_logs_outcomes_but_never_arguments(caplog):
             await log_execution(await context(), failing)
     text = caplog.text
     assert "completed" in text
-    assert "failed" in text and "broken" in text
+    assert "failed" in text
+    assert "broken" in text
     assert "secret" not in text
