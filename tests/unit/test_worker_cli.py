@@ -32,7 +32,7 @@ def test_a_factory_is_called():
     "ojs_nats.worker.example", "ojs_nats.worker.example:", f"{__name__}:make_something_else",
 ])
 def test_what_is_not_a_worker_is_refused(target):
-    with pytest.raises(ValueError, match="MODULE:OBJECT|not an ojs_nats.worker.Worker"):
+    with pytest.raises(ValueError, match=r"MODULE:OBJECT|not an ojs_nats\.worker\.Worker"):
         load_worker(target)
 
 
