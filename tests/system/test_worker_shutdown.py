@@ -12,7 +12,12 @@ import signal
 import time
 
 import httpx
+import nats
+import orjson
 import pytest
+
+from ojs_nats.storage.names import Names
+from ojs_nats.storage.workers import worker_key
 
 #: A lease long enough that a job coming back early can only have been handed back.
 LONG_LEASE_MS = 120_000
@@ -41,6 +46,16 @@ async def wait_states(http: httpx.AsyncClient, job_ids: list[str], states: set[s
         await asyncio.sleep(0.05)
 
 
+async def registry_entry(nats_url: str, namespace: str, worker_id: str) -> dict:
+    """The gateway's record of a worker (KV `<NS>_WORKERS`), read straight from NATS."""
+    nc = await nats.connect(nats_url)
+    try:
+        kv = await nc.jetstream().key_value(Names(namespace).workers_bucket)
+        return orjson.loads((await kv.get(worker_key(worker_id))).value)
+    finally:
+        await nc.close()
+
+
 async def exit_status(worker, timeout: float) -> tuple[int, float]:
     """(exit status, monotonic time of the exit) of a worker process."""
     deadline = time.monotonic() + timeout
@@ -52,7 +67,7 @@ async def exit_status(worker, timeout: float) -> tuple[int, float]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 async def test_stop_signal_finishes_jobs_in_grace_and_hands_back_the_rest_at_once(
-        gateway_factory, worker_factory, stop_signal):
+        nats_server, gateway_factory, worker_factory, stop_signal):
     gateway = gateway_factory()
     queue = "drain"
     worker = worker_factory([gateway.url], [queue], OJS_CONCURRENCY="4",
@@ -83,6 +98,10 @@ async def test_stop_signal_finishes_jobs_in_grace_and_hands_back_the_rest_at_onc
         finished = [await state_of(http, j) for j in job_ids[:2]]
         assert [j["state"] for j in finished] == ["completed", "completed"]
         assert [j["result"]["slept_ms"] for j in finished] == durations[:2]
+    # Deregistered: the last heartbeat said `terminate`, with no jobs left.
+    entry = await registry_entry(nats_server.url, gateway.namespace, worker.worker_id)
+    assert (entry["reported_state"], entry["active_jobs"]) == ("terminate", 0)
+    assert entry["queues"] == [queue]
     log = worker.log_text()
     assert log.count("handed back") >= 2
     assert "Traceback" not in log
