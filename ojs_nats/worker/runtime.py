@@ -37,6 +37,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 HAND_BACK_TIMEOUT_S = 5.0
 #: Longest pause between fetches after errors.
 MAX_ERROR_PAUSE_S = 5.0
+#: Most jobs asked for in one FETCH (a worker with more free slots asks again at once).
+MAX_FETCH_COUNT = 100
 #: Name prefix of the threads that run sync handlers.
 THREAD_PREFIX = "ojs-job"
 
@@ -205,7 +207,7 @@ class Worker:
         pause_after_error = settings.poll_interval_s
         while self.state is not WorkerState.TERMINATE:
             self._wakeup.clear()
-            free = settings.concurrency - len(self._executions)
+            free = min(settings.concurrency - len(self._executions), MAX_FETCH_COUNT)
             if self.state is WorkerState.QUIET or free <= 0:
                 await self._wakeup.wait()  # a state change or a freed slot
                 continue

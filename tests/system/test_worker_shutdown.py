@@ -107,6 +107,25 @@ async def test_stop_signal_finishes_jobs_in_grace_and_hands_back_the_rest_at_onc
     assert "Traceback" not in log
 
 
+async def test_a_sync_handler_that_ignores_the_stop_cannot_hold_the_worker_past_its_grace(
+        gateway_factory, worker_factory):
+    gateway = gateway_factory()
+    queue = "blocking"
+    worker = worker_factory([gateway.url], [queue], target="tests.system.blocking_worker:worker",
+                            OJS_SHUTDOWN_GRACE_PERIOD_S="1", OJS_POLL_INTERVAL_S="0.1")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        quick = await push(http, queue, "blocking.sleep", [0.3])
+        stuck = await push(http, queue, "blocking.sleep", [60], visibility_timeout_ms=LONG_LEASE_MS)
+        await wait_states(http, [quick, stuck], {"active"})
+        signalled = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        status, exited = await exit_status(worker, timeout=10)
+        assert status == 0
+        assert exited - signalled < 1.0 + 2.0
+        assert (await state_of(http, quick))["result"] == {"slept_s": 0.3}
+        assert (await state_of(http, stuck))["state"] == "available"
+
+
 async def test_a_second_stop_signal_exits_at_once(gateway_factory, worker_factory):
     gateway = gateway_factory()
     queue = "impatient"
