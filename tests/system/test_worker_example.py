@@ -107,8 +107,11 @@ async def test_fail_always_ends_in_the_dead_letter_queue(http):
 async def test_slow_sleeps_reporting_progress_then_completes(http):
     job_id = await push(http, "test.slow", [1500])
     running = await settled(http, job_id, {"active"})
-    await asyncio.sleep(0.8)
-    midway = (await http.get(f"/ojs/v1/jobs/{job_id}/progress")).json()
+    deadline = time.monotonic() + 5
+    while (midway := (await http.get(f"/ojs/v1/jobs/{job_id}/progress")).json())[
+            "progress"] is None:
+        assert time.monotonic() < deadline, "no progress reported"
+        await asyncio.sleep(0.05)
     assert midway["state"] == "active"
     assert 0 < midway["progress"] < 1, midway
     assert midway["data"]["slept_ms"] > 0
