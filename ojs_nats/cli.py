@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="run the handlers of MODULE:OBJECT against a gateway",
         description="Run a worker: fetch jobs from the gateway(s), run their handlers, report "
-        "results. SIGTERM/SIGINT drain it (a second one exits at once). Flags override the "
-        "OJS_* environment variables, which override the Worker's own defaults.",
+        "results. SIGTERM/SIGINT drain it (a second one exits at once). Flags override what "
+        "the module passes to Worker(), which overrides OJS_* variables, then defaults.",
     )
     worker.add_argument("target", metavar="MODULE:OBJECT", help="e.g. myapp.jobs:worker")
     worker.add_argument("--url", default=None, help="gateway URL(s), comma-separated (OJS_URL)")
