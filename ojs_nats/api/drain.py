@@ -1,11 +1,8 @@
 """SIGTERM in a gateway: readiness fails and FETCH hands out nothing first, then uvicorn stops.
 
-uvicorn's own handler closes the listener at once, which leaves no moment for a load balancer to
-notice the failing readiness probe. So its handler is wrapped: the first SIGTERM (or SIGINT)
-marks the process draining (`/ready` 503, FETCH returns no jobs, every other request is still
-served) and passes the signal on to uvicorn `OJS_SHUTDOWN_DELAY_S` later. uvicorn then stops
-accepting, lets in-flight requests finish for up to `OJS_DRAIN_TIMEOUT_S`, and runs the lifespan
-shutdown, which drains the NATS connection. A watchdog ends a shutdown that overruns all that.
+The first SIGTERM/SIGINT marks the process draining and reaches uvicorn's own handler only
+`OJS_SHUTDOWN_DELAY_S` later, so a load balancer sees the failing probe before the listener
+closes. A watchdog ends a shutdown that overruns delay + request drain + NATS drain.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Progress of an active job (ojs-progress.md): validating a report and recording it. Pure.
 
-Progress lives in the record's `sys` (INFO shows the job unchanged) tagged with the attempt it
-belongs to, so a retry starts with none (§5.3) while a failed attempt keeps its last value (§8.2).
-The fraction never goes down within an attempt (§5.1), and a report extends the lease exactly as
-a heartbeat does (§6.3). A completed job reads as 1.0 if progress was reported (§8.1).
+Kept in the record's `sys`, tagged with its attempt: a retry starts with none, a failed attempt
+keeps its value, a completed job reads 1.0; the fraction never goes down; a report extends the
+lease exactly as a heartbeat does.
 """
 
 from __future__ import annotations

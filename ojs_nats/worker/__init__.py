@@ -1,14 +1,7 @@
-"""A Python worker runtime for any OJS gateway, over HTTP (the package imports no server code).
+"""A Python worker runtime for any OJS gateway, over HTTP; it imports no server code.
 
-    from ojs_nats.worker import JobContext, Retry, Worker
-
-    worker = Worker(queues=["email"])
-
-    @worker.register("email.send")
-    async def send(ctx: JobContext) -> dict:
-        ...
-
-Run it with `ojs-nats worker mymodule:worker`; see README ("Workers") for settings and signals.
+Register handlers on a `Worker` (`@worker.register("email.send")`), then run it with
+`ojs-nats worker mymodule:worker`. The README ("Workers") has an example and every setting.
 """
 
 from ojs_nats.worker.context import JobContext

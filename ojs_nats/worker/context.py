@@ -1,9 +1,8 @@
 """`JobContext`: what a handler and each execution middleware get for one run of one job.
 
-It carries the fetched job (ojs-middleware.md §4.4: job, attempt, queue), a per-run `metadata`
-dict for middleware to talk to each other, and the handler's ways back to the worker:
-`heartbeat()`, `progress()` and `set_result()`. Those are safe to call from sync handlers
-running in the thread pool: they only schedule work on the worker's event loop.
+The job (ojs-middleware.md §4.4), a per-run `metadata` dict, and the ways back to the worker:
+`heartbeat()`, `progress()`, `set_result()`. These only schedule work on the worker's loop, so
+sync handlers may call them from their thread.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
     ojs-nats worker ojs_nats.worker.example:worker --queues default
 
-Async and sync handlers both appear, as do `Retry`, progress reports and the timeout. Settings
-come from the environment (OJS_URL, OJS_QUEUES, ...) and the command line.
+Async and sync handlers, `Retry`, progress reports and the timeout all appear.
 """
 
 from __future__ import annotations

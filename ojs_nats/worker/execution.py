@@ -1,9 +1,8 @@
-"""One run of one fetched job: run it through the middleware chain, then report the outcome.
+"""One run of one fetched job: run -> outcome -> persist (ACK or NACK).
 
-The path is run -> outcome -> persist. A sync handler runs in the thread pool; an async one on
-the loop. While the run is in `RUNNING` the shutdown may take the job back (`handed_back`):
-then no outcome is reported, whatever the handler does later, because the job may already be
-running elsewhere. Once the outcome is known (`REPORTING`) the report always goes out.
+While the run is `RUNNING` the shutdown may hand the job back (`handed_back`): then nothing is
+reported, whatever the handler does later, since the job may be running elsewhere already. Once
+the outcome is known (`REPORTING`) the report always goes out.
 """
 
 from __future__ import annotations

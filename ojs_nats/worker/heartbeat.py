@@ -1,10 +1,8 @@
-"""Registration, heartbeats and deregistration of one worker (ojs-worker-protocol.md §3-§4).
+"""Registration, heartbeats and deregistration of a worker (ojs-worker-protocol.md §3-§4).
 
-The first BEAT registers the worker (id, host, pid, queues, concurrency, labels); then a BEAT
-goes out at least every `heartbeat_interval_s`, and more often when a running job's visibility
-timeout is short, so that every job's lease is extended at least three times per timeout. The
-answer's `state` is handed to the runtime (quiet / terminate). The last BEAT, with state
-`terminate` and no jobs, is the deregistration: the HTTP binding has no other call for it.
+The first BEAT registers; then one goes out every `heartbeat_interval_s`, or three times per
+lease when a running job's visibility timeout is shorter, and its answer's `state` goes to the
+runtime. The last BEAT (`terminate`, no jobs) deregisters: the HTTP binding has no other call.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The execution middleware chain (ojs-middleware.md §4-§6) and the two built-in middleware.
+"""The execution middleware chain (ojs-middleware.md §4-§6) and the built-in middleware.
 
-A middleware is `async def mw(ctx, call_next) -> result`: it may act before and after
-`await call_next()`, change the result, catch or raise. The first one added is the outermost.
-Middleware is identified by the object itself or by its name (`name` attribute, else
-`__name__`) for `insert_before`, `insert_after` and `remove`. The chain is frozen when the
-worker starts, so a job always runs through the chain it started with.
+A middleware is `async def mw(ctx, call_next)`; the first added is the outermost. It is named by
+the object itself or its name (`name` attribute, else `__name__`) in `insert_before`,
+`insert_after` and `remove`. The chain is frozen when the worker starts.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """`Worker`: the fetch loop, the running jobs and the graceful shutdown of one worker process.
 
-`start()` registers, then runs two side tasks, the heartbeat and the fetch loop, until a stop
-(SIGTERM/SIGINT, a `terminate` directive, or `stop()`). The shutdown then follows
-ojs-worker-protocol.md §7: no further FETCH, running jobs get the grace period, the ones still
-running are handed back with NACK `requeue: true` (available again at once, not after their
-visibility timeout), and the last heartbeat deregisters. A side task that dies stops the worker.
+`start()` registers, then runs the heartbeat and the fetch loop until a stop (signal, directive,
+`stop()`); the shutdown (worker protocol §7) stops fetching, drains for the grace period, hands
+back what still runs (NACK `requeue: true`) and deregisters. A side task that dies stops it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Signals of a worker process (ojs-graceful-shutdown.md §4, ojs-worker-protocol.md §9).
 
-SIGTERM and SIGINT start the graceful shutdown (stop fetching, drain, hand back, deregister);
-a second one exits at once. SIGTSTP quiets the worker, SIGCONT resumes a quiet one. A watchdog
-thread ends the process if the drain itself hangs (a gateway that never answers), so the worker
-always exits within its grace period plus `WATCHDOG_MARGIN_S`.
+SIGTERM/SIGINT start the graceful shutdown, a second one exits at once; SIGTSTP quiets the
+worker, SIGCONT resumes it. A watchdog thread ends a shutdown that hangs (a gateway that never
+answers) `WATCHDOG_MARGIN_S` after the grace period.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """HTTP transport to any OJS gateway: the worker operations FETCH, ACK, FAIL, BEAT, PROGRESS.
 
-Several gateway URLs may be given; a request that cannot reach one (connection refused or
-reset, timeout, 502/503/504) moves on to the next. FETCH is tried once (the runtime's loop asks
-again), ACK and FAIL are retried until their deadline: a job whose report never lands comes back
-after its visibility timeout, so retrying is what keeps a completed job from running twice.
+A request that gets no answer (refused, reset, timeout, 502/503/504) moves on to the next
+gateway URL. FETCH and BEAT try each gateway once; ACK and FAIL retry until their deadline, since
+a report that never lands makes the job run again after its visibility timeout.
 """
 
 from __future__ import annotations

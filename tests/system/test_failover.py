@@ -1,13 +1,8 @@
-"""HA acceptance: a 3-node JetStream cluster (replicas 3), 3 gateways and 3 worker processes
-process 10,000 jobs while a worker is SIGTERMed, a gateway SIGKILLed, and a NATS node SIGKILLed
-and later restarted. Every job must complete; the test reports how many ran twice and the
-longest stall in completions (also printed after pytest's summary).
-
-Faults are triggered by progress (share of jobs completed), so they land mid-stream whatever
-the speed of the machine. Clients (this test and the workers) know all three gateways and move
-on to the next when one does not answer; pushes carry their own ids, so a retried push that had
-landed is recognised (409 duplicate) instead of creating a second job.
-"""
+"""HA acceptance on a 3-node JetStream cluster (replicas 3) with 3 gateways and 3 workers:
+10,000 jobs all complete while a worker is SIGTERMed, a gateway SIGKILLed and a NATS node
+SIGKILLed then restarted. Faults are triggered by progress, so they land mid-stream on any
+machine; clients fail over between gateways, and pushes carry their own ids (a retried push that
+had landed gets 409 duplicate). Prints the jobs that ran twice and the longest stall."""
 
 from __future__ import annotations
 
