@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -55,6 +56,7 @@ class Heartbeat:
         self._transport = transport
         self._settings = settings
         self._wake = asyncio.Event()
+        self._urgent = False
         self._identity: dict[str, Any] = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
@@ -65,17 +67,28 @@ class Heartbeat:
         }
 
     def request(self) -> None:
-        """Beat now (a handler asked to extend its lease)."""
+        """Beat now (a handler asked to extend its lease, or the state changed)."""
+        self._urgent = True
+        self._wake.set()
+
+    def leases_changed(self) -> None:
+        """A job started: its lease may need an earlier beat than the one planned."""
         self._wake.set()
 
     async def run(self) -> None:
+        last = time.monotonic()
         while True:
-            wait = interval_s(
+            self._wake.clear()
+            due = last + interval_s(
                 self._settings.heartbeat_interval_s, self._runtime.active_leases().values()
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            self._wake.clear()
+            if not self._urgent and time.monotonic() < due:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), due - time.monotonic())
+                if not self._urgent and time.monotonic() < due:
+                    continue  # woken to plan again, not to beat
+            self._urgent = False
+            last = time.monotonic()
             await self.beat()
 
     async def register(self) -> None:

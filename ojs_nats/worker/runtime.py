@@ -243,6 +243,7 @@ class Worker:
         self._executions.add(execution)
         execution.task = asyncio.create_task(self._runner.run(execution), name=f"job-{ctx.id}")
         execution.task.add_done_callback(lambda task: self._finished(execution, task))
+        self._heartbeat.leases_changed()
 
     def _finished(self, execution: Execution, task: asyncio.Task[None]) -> None:
         self._executions.discard(execution)
@@ -285,7 +286,7 @@ class Worker:
         )
         # 4. Deregister: the final heartbeat says `terminate` with no jobs.
         beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # a dead one was logged
             await beating
         await self._heartbeat.deregister()
 

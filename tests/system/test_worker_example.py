@@ -166,3 +166,11 @@ async def test_panic_crashes_the_worker_and_the_job_returns_after_its_visibility
         fetched = (await http.post("/ojs/v1/workers/fetch", json={
             "queues": [queue], "worker_id": "rescuer"})).json()["jobs"]
         assert [(j["id"], j["attempt"]) for j in fetched] == [(job_id, 2)]
+
+
+async def test_heartbeats_keep_a_short_lease_alive_while_the_handler_runs(http):
+    # 3 s of work on a 1 s lease; the worker's regular beat is every 5 s.
+    job_id = await push(http, "test.slow", [3000], visibility_timeout_ms=1000)
+    job = await settled(http, job_id, {"completed"}, timeout=20)
+    assert job["attempt"] == 1, "the lease ran out and the job ran again"
+    assert "errors" not in job or job["errors"] == []
