@@ -87,6 +87,8 @@ class Settings:
             raise ConfigError("OJS_MAX_BODY_BYTES must be at least 1024")
         if not self.nats_urls:
             raise ConfigError("NATS_URL must name at least one server")
+        if self.drain_timeout_s < 0 or self.shutdown_delay_s < 0:
+            raise ConfigError("OJS_DRAIN_TIMEOUT_S and OJS_SHUTDOWN_DELAY_S must not be negative")
 
 
 def _urls(text: str) -> tuple[str, ...]:
