@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ojs_nats import __version__
 from ojs_nats.api import (
     admin,
+    cron,
     dead_letter,
     drain,
     errors,
@@ -177,7 +178,7 @@ def create_app(settings: Settings | None = None, handle_signals: bool = False) -
     app.state.gateway = gateway
     app.state.settings = settings
     errors.install(app)
-    for module in (jobs, progress, workers, queues, dead_letter, events, system):
+    for module in (jobs, progress, workers, queues, dead_letter, events, cron, system):
         app.include_router(module.router)
     if settings.enable_test_reset:
         app.include_router(admin.router)

@@ -15,7 +15,7 @@ from ojs_nats.errors import OjsError
 router = APIRouter()
 
 #: The conformance level this build passes in full (see README).
-CONFORMANCE_LEVEL = 1
+CONFORMANCE_LEVEL = 2
 
 
 def manifest_body() -> dict[str, Any]:
@@ -34,7 +34,7 @@ def manifest_body() -> dict[str, Any]:
         "backend": "nats",
         "capabilities": {
             "batch_enqueue": False,
-            "cron_jobs": False,
+            "cron_jobs": True,
             "dead_letter": True,
             "delayed_jobs": True,
             "job_ttl": True,

@@ -252,6 +252,20 @@ def retry_dead(record: Record, now: int) -> Change:
     return change
 
 
+def add_follower(record: Record, action: Mapping[str, Any]) -> Change | None:
+    """Ask to run `action` when this job finishes; None if it has finished already.
+
+    Followers are kept in `sys.on_finish`; the transition that ends the job arms a
+    `finished` timer, whose handler runs them (so a crash cannot lose them).
+    """
+    state = _state(record)
+    if state in lifecycle.TERMINAL:
+        return None
+    rec = _copy(record)
+    rec["sys"]["on_finish"] = [*(rec["sys"].get("on_finish") or []), dict(action)]
+    return Change(rec, state, state, [])
+
+
 # ---------------------------------------------------------------- timers
 
 

@@ -26,10 +26,17 @@ from ojs_nats.storage import RevisionConflict, Stored
 #: Compare-and-set attempts before giving up on a hot record.
 MAX_CAS_ATTEMPTS = 8
 TIMER_KIND = "job"
+FINISHED_KIND = "finished"
 
 
-async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> int:
-    """Apply `change` over `stored` (None: create). Raises `RevisionConflict` if it lost."""
+async def commit(
+    ctx: Context, change: jobs.Change, stored: Stored | None, timer_fired: bool = False
+) -> int:
+    """Apply `change` over `stored` (None: create). Raises `RevisionConflict` if it lost.
+
+    `timer_fired`: the change is made by the job's own timer, which has fired, so there is no
+    pending timer of the previous step to disarm.
+    """
     st = ctx.storage
     record = change.record
     job, sys = record["job"], record["sys"]
@@ -38,6 +45,9 @@ async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> in
         first.append(_publish_ready(ctx, record))
     if change.wake_at is not None:
         first.append(st.timers.arm(TIMER_KIND, jobs.timer_key(record), change.wake_at))
+    if change.finished and sys.get("on_finish"):
+        # The followers run from a timer armed before the job finishes: durable, at once.
+        first.append(st.timers.arm(FINISHED_KIND, jobs.timer_key(record), ctx.clock()))
     if first:
         await asyncio.gather(*first)
     ttl = _retention(ctx, change)
@@ -50,7 +60,7 @@ async def commit(ctx: Context, change: jobs.Change, stored: Stored | None) -> in
         if stored is None and change.ready and sys.get("ready_seq"):
             await st.ready.delete(int(sys["ready_seq"]))  # the id was taken: undo our entry
         raise
-    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None))
+    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None, timer_fired))
     return revision
 
 
@@ -96,7 +106,7 @@ def _retention(ctx: Context, change: jobs.Change) -> int | None:
 
 
 def _follow_ups(
-    ctx: Context, change: jobs.Change, previous: jobs.Record | None
+    ctx: Context, change: jobs.Change, previous: jobs.Record | None, timer_fired: bool
 ) -> list[Awaitable[Any]]:
     st = ctx.storage
     job = change.record["job"]
@@ -113,7 +123,7 @@ def _follow_ups(
     elif change.dead_letter is False:
         work.append(st.dead.remove(queue, job_id))
     if previous is not None and change.step != int(previous["sys"]["step"]):
-        if jobs.next_wake(previous) is not None:
+        if jobs.next_wake(previous) is not None and not timer_fired:
             work.append(st.timers.disarm(TIMER_KIND, jobs.timer_key(previous)))
         seq = previous["sys"].get("ready_seq")
         if change.before == State.AVAILABLE and change.after != State.ACTIVE and seq:
@@ -131,14 +141,19 @@ def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict
         "state": str(change.after),
     }
     data.update({k: v for k, v in event.data.items() if v is not None})
+    return event_at(ctx, event.type, job["id"], data)
+
+
+def event_at(ctx: Context, kind: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An OJS event envelope stamped now, from this process."""
     now = ctx.clock()
     return {
         "specversion": "1.0",
         "id": "evt_" + ids.uuid7(now),
-        "type": event.type,
+        "type": kind,
         "source": ctx.source,
         "time": ids.format_ts(now),
-        "subject": job["id"],
+        "subject": subject,
         "datacontenttype": "application/json",
         "data": data,
     }

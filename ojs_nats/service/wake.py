@@ -57,7 +57,7 @@ async def on_job_timer(ctx: Context, timer: FiredTimer) -> None:
             await _not_yet(ctx, timer, stored.record, now)
             return
         try:
-            await commit(ctx, change, stored)
+            await commit(ctx, change, stored, timer_fired=True)
         except RevisionConflict:
             continue
         await timers.done(timer)

@@ -15,6 +15,7 @@ from ojs_nats.storage import provision
 from ojs_nats.storage.batches import BatchReplies
 from ojs_nats.storage.connection import Connection, JetStreamError, RevisionConflict
 from ojs_nats.storage.counters import Counters
+from ojs_nats.storage.cron import CronRegistry
 from ojs_nats.storage.dead import DeadLetters
 from ojs_nats.storage.events import EventLog
 from ojs_nats.storage.jobs import JobRecords, Stored
@@ -50,6 +51,7 @@ class Storage:
         self.dead = DeadLetters(conn, self.names, self.batches, settings.dead_letter_retention_s)
         self.queues = QueueSettings(conn, self.names)
         self.workers = Workers(conn, self.names)
+        self.cron = CronRegistry(conn, self.names, self.batches)
 
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
@@ -90,6 +92,7 @@ class Storage:
             names.jobs_stream,
             f"KV_{names.queues_bucket}",
             f"KV_{names.workers_bucket}",
+            f"KV_{names.cron_bucket}",
         ]
         for stream in streams:
             await self.conn.api(f"$JS.API.STREAM.PURGE.{stream}", {})

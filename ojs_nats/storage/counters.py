@@ -7,6 +7,7 @@ A crash between a job's transition and its counter update can leave a count off 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Mapping
 
@@ -24,11 +25,15 @@ class Counters:
         self._batches = batches
 
     async def add(self, queue: str, deltas: Mapping[str, int]) -> None:
-        for state, delta in deltas.items():
-            if delta:
-                await self._conn.store(
+        await asyncio.gather(
+            *(
+                self._conn.store(
                     self._names.counter_subject(queue, state), b"", {n.INCREMENT: f"{delta:+d}"}
                 )
+                for state, delta in deltas.items()
+                if delta
+            )
+        )
 
     async def read(self, queue: str | None = None) -> dict[str, Counter[str]]:
         """{queue: {state: count}} for one queue or all of them."""

@@ -55,6 +55,10 @@ class Names:
         return f"{self.prefix}_WORKERS"
 
     @property
+    def cron_bucket(self) -> str:
+        return f"{self.prefix}_CRON"
+
+    @property
     def ready_stream(self) -> str:
         return f"{self.prefix}_READY"
 

@@ -19,6 +19,9 @@ ERR_STREAM_NAME_IN_USE = 10058
 #: How long a fetched-but-unclaimed ready entry or an unhandled fired timer waits before
 #: JetStream redelivers it (covers a gateway dying between pulling and acking).
 REDELIVERY_S = 30
+#: Fired timers are handled in milliseconds; one held by a gateway that died is handed to
+#: another after this long (a cron tick is late by at most this, never lost).
+TIMER_REDELIVERY_S = 10
 #: How long the deletion marker of an expired job record stays (for watchers).
 DELETE_MARKER_TTL_S = 60
 
@@ -60,6 +63,7 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
         _bucket(settings, names.jobs_bucket, max_msg_size=settings.max_body_bytes * 4, **with_ttl),
         _bucket(settings, names.queues_bucket),
         _bucket(settings, names.workers_bucket, **with_ttl),
+        _bucket(settings, names.cron_bucket),
         # Ready index: one entry per runnable job; acked (so deleted) when a fetcher claims it.
         _stream(settings, names.ready_stream, [f"{ns}.ready.>"], retention="workqueue"),
         # Durable timers: schedules under .at., fired copies under .fired. (one consumer).
@@ -110,7 +114,12 @@ async def ensure_stream(conn: Connection, config: dict[str, Any]) -> None:
 
 
 async def ensure_consumer(
-    conn: Connection, stream: str, name: str, filter_subject: str, max_ack_pending: int = -1
+    conn: Connection,
+    stream: str,
+    name: str,
+    filter_subject: str,
+    max_ack_pending: int = -1,
+    ack_wait_s: int = REDELIVERY_S,
 ) -> None:
     """A durable pull consumer; creating it again with the same settings is a no-op."""
     config = {
@@ -119,7 +128,7 @@ async def ensure_consumer(
         "filter_subject": filter_subject,
         "deliver_policy": "all",
         "ack_policy": "explicit",
-        "ack_wait": REDELIVERY_S * NS_PER_S,
+        "ack_wait": ack_wait_s * NS_PER_S,
         "max_deliver": -1,
         "max_ack_pending": max_ack_pending,
         "max_waiting": 4096,
@@ -137,5 +146,10 @@ async def provision(conn: Connection, settings: Settings) -> None:
     for config in stream_configs(settings):
         await ensure_stream(conn, config)
     await ensure_consumer(
-        conn, names.timers_stream, names.timers_consumer, names.fired_filter, max_ack_pending=20_000
+        conn,
+        names.timers_stream,
+        names.timers_consumer,
+        names.fired_filter,
+        max_ack_pending=20_000,
+        ack_wait_s=TIMER_REDELIVERY_S,
     )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
@@ -30,7 +31,7 @@ from ojs_nats.storage.connection import Connection, JetStreamError, ack_metadata
 log = logging.getLogger(__name__)
 
 #: Fired timers asked for per pull request, and how long such a request waits on the server.
-PULL_BATCH = 200
+PULL_BATCH = 100
 PULL_EXPIRES_S = 5.0
 #: Schedules are set this much before the real due time (see the module docstring).
 LEAD_MS = 350
@@ -41,7 +42,9 @@ MIN_REQUEST_INTERVAL_S = 0.02
 class FiredTimer:
     kind: str
     key: str
-    payload: bytes
+    #: When it was due (epoch ms) and what the arming side attached.
+    due_ms: int
+    data: dict[str, Any]
     reply: str
 
     @property
@@ -58,10 +61,12 @@ class Timers:
         self._conn = conn
         self._names = names
 
-    async def arm(self, kind: str, key: str, at_ms: int, payload: bytes = b"") -> None:
-        """Fire at about `at_ms` (epoch ms, possibly up to LEAD_MS early); replaces any earlier
-        timer of the same kind and key."""
-        body = payload or key.encode()
+    async def arm(
+        self, kind: str, key: str, at_ms: int, data: dict[str, Any] | None = None
+    ) -> None:
+        """Fire at about `at_ms` (epoch ms, possibly up to LEAD_MS early: see `FiredTimer.due_ms`);
+        replaces any earlier timer of the same kind and key."""
+        body = orjson.dumps({"due": at_ms, **(data or {})})
         target = self._names.timer_target(kind, key)
         if at_ms - now_ms() <= LEAD_MS:
             await self._conn.store(target, body)  # due almost now: fire at once
@@ -77,6 +82,16 @@ class Timers:
             )
         except JetStreamError:
             log.debug("disarm %s/%s failed", kind, key, exc_info=True)
+
+    async def disarm_all(self, kind: str, prefix: str) -> None:
+        """Disarm every timer `<kind>.<prefix>.<one more token>` (e.g. all ticks of a cron)."""
+        try:
+            await self._conn.api(
+                f"$JS.API.STREAM.PURGE.{self._names.timers_stream}",
+                {"filter": self._names.timer_subject(kind, f"{prefix}.*")},
+            )
+        except JetStreamError:
+            log.debug("disarm_all %s/%s failed", kind, prefix, exc_info=True)
 
     async def done(self, timer: FiredTimer) -> None:
         await self._conn.publish(timer.reply, b"+ACK")
@@ -101,6 +116,14 @@ class TimerFeed:
         self._sub: Subscription | None = None
         self._since_request = 0
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+
+    async def take(self) -> FiredTimer:
+        """The next fired timer (waits for one)."""
+        timer = await self.queue.get()
+        if self.queue.qsize() < PULL_BATCH:
+            self._room.set()
+        return timer
 
     async def _on_msg(self, msg: Msg) -> None:
         status = status_of(msg)
@@ -112,7 +135,14 @@ class TimerFeed:
             return
         prefix = self._names.fired_filter[:-1]
         kind, _, key = msg.subject[len(prefix) :].partition(".")
-        self.queue.put_nowait(FiredTimer(kind, key, msg.data, msg.reply))
+        try:
+            data = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            data = {}
+        due = int(data.pop("due", 0)) if isinstance(data, dict) else 0
+        self.queue.put_nowait(
+            FiredTimer(kind, key, due, data if isinstance(data, dict) else {}, msg.reply)
+        )
         self._since_request += 1
         if self._since_request >= PULL_BATCH // 2:
             self._wake.set()
@@ -126,6 +156,11 @@ class TimerFeed:
         body = orjson.dumps({"batch": PULL_BATCH, "expires": int(PULL_EXPIRES_S * 1e9)})
         try:
             while True:
+                # Flow control: fired timers wait here only briefly, well inside the
+                # consumer's redelivery time, even when a burst fires at once.
+                while self.queue.qsize() >= PULL_BATCH:
+                    self._room.clear()
+                    await self._room.wait()
                 self._since_request = 0
                 self._wake.clear()
                 if self._conn.connected:

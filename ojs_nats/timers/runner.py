@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-from ojs_nats.service import wake
+from ojs_nats.service import cron, finish, wake
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
 
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 #: Fired timers handled at once per process.
 CONCURRENCY = 128
 RETRY_AFTER_ERROR_MS = 1_000
+
+Handler = Callable[[Context, FiredTimer], Awaitable[None]]
+#: Use case per timer kind.
+HANDLERS: dict[str, Handler] = {
+    "job": wake.on_job_timer,
+    "finished": finish.on_job_finished,
+    "cron": cron.on_tick,
+}
 
 
 class TimerRunner:
@@ -33,7 +42,7 @@ class TimerRunner:
         pulling = asyncio.create_task(feed.run(), name="timer-feed")
         try:
             while True:
-                getter = asyncio.create_task(feed.queue.get())
+                getter = asyncio.create_task(feed.take())
                 done, _ = await asyncio.wait({getter, pulling}, return_when=asyncio.FIRST_COMPLETED)
                 if pulling in done:
                     getter.cancel()
@@ -54,12 +63,17 @@ class TimerRunner:
         self._slots.release()
 
     async def _handle(self, timer: FiredTimer) -> None:
+        handler = HANDLERS.get(timer.kind)
         try:
-            if timer.kind == "job":
-                await wake.on_job_timer(self._ctx, timer)
-            else:
+            early = timer.due_ms - self._ctx.clock()
+            if early > 0:
+                # Timers are scheduled a little early for precision: hand it back until due.
+                await self._ctx.storage.timers.again_in(timer, early)
+            elif handler is None:
                 log.warning("fired timer of unknown kind %r dropped", timer.kind)
                 await self._ctx.storage.timers.done(timer)
+            else:
+                await handler(self._ctx, timer)
         except Exception:
             log.exception("timer %s/%s failed; it will be delivered again", timer.kind, timer.key)
             with contextlib.suppress(Exception):
