@@ -1,16 +1,22 @@
 """`ojs-nats`: the one module that wires processes together.
 
-ojs-nats dev    the embedded default: a child nats-server (data in ./.data) plus the gateway
-ojs-nats serve  the gateway alone, configured by environment variables (see README)
+ojs-nats dev     the embedded default: a child nats-server (data in ./.data) plus the gateway
+ojs-nats serve   the gateway alone, configured by environment variables (see README)
+ojs-nats worker  a worker process running the handlers of MODULE:OBJECT (an ojs_nats.worker.Worker)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -18,14 +24,23 @@ import uvicorn
 from ojs_nats import __version__
 from ojs_nats.config import ConfigError, Settings
 from ojs_nats.embedded import NatsServer, NatsServerError, free_port, port_is_free
+from ojs_nats.worker import Worker, WorkerSettingsError
+from ojs_nats.worker.runtime import THREAD_PREFIX
 
 log = logging.getLogger("ojs_nats")
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def _run_gateway(settings: Settings) -> None:
     """Serve the app; uvicorn builds it in each worker process from the environment."""
+    # uvicorn re-raises the SIGTERM it shut down for once it is done; the default action would
+    # then kill the process (status 143) after a clean drain. Exit 0 instead.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        "ojs_nats.api.app:create_app",
+        "ojs_nats.api.app:create_served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -90,6 +105,49 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_worker(target: str) -> Worker:
+    """The `Worker` named by `MODULE:OBJECT` (OBJECT may be a factory returning one)."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"expected MODULE:OBJECT, got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules of the current directory
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, Worker) and callable(found):
+        found = found()
+    if not isinstance(found, Worker):
+        raise ValueError(f"{target} is not an ojs_nats.worker.Worker")
+    return found
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        worker = load_worker(args.target)
+        worker.configure(
+            urls=args.url,
+            queues=args.queues,
+            concurrency=args.concurrency,
+            grace_period_s=args.grace_period,
+            heartbeat_interval_s=args.heartbeat_interval,
+            poll_interval_s=args.poll_interval,
+            visibility_timeout_ms=args.visibility_timeout_ms,
+        )
+    except (ImportError, AttributeError, ValueError, WorkerSettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = asyncio.run(worker.start(handle_signals=True))
+    if any(t.name.startswith(THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()):
+        # A sync handler still runs in a thread after its job was handed back; the interpreter
+        # would wait for it at exit. The job is elsewhere now: leave without it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ojs-nats", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,15 +176,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="overrides OJS_HOST")
     serve.add_argument("--port", type=int, default=None, help="overrides OJS_PORT")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run the handlers of MODULE:OBJECT against a gateway",
+        description="Run a worker: fetch jobs from the gateway(s), run their handlers, report "
+        "results. SIGTERM/SIGINT drain it (a second one exits at once). Flags override what "
+        "the module passes to Worker(), which overrides OJS_* variables, then defaults.",
+    )
+    worker.add_argument("target", metavar="MODULE:OBJECT", help="e.g. myapp.jobs:worker")
+    worker.add_argument("--url", default=None, help="gateway URL(s), comma-separated (OJS_URL)")
+    worker.add_argument("--queues", default=None, help="comma-separated, highest priority first")
+    worker.add_argument("--concurrency", type=int, default=None)
+    worker.add_argument(
+        "--grace-period", type=float, default=None, metavar="SECONDS", help="drain time on stop"
+    )
+    worker.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS")
+    worker.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS")
+    worker.add_argument("--visibility-timeout-ms", type=int, default=None, metavar="MS")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("OJS_LOG_LEVEL", "info").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = os.environ.get("OJS_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # httpx logs every request of a worker at INFO.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -51,6 +51,9 @@ class Settings:
     enable_test_reset: bool = False
     #: Seconds the gateway waits for in-flight requests on SIGTERM before closing NATS.
     drain_timeout_s: float = 20.0
+    #: Seconds between SIGTERM (readiness fails, no jobs handed out) and closing the listener,
+    #: so load balancers see the failing probe first (Kubernetes: a few seconds).
+    shutdown_delay_s: float = 0.0
     #: Uvicorn worker processes.
     workers: int = 1
     log_level: str = "info"
@@ -84,6 +87,8 @@ class Settings:
             raise ConfigError("OJS_MAX_BODY_BYTES must be at least 1024")
         if not self.nats_urls:
             raise ConfigError("NATS_URL must name at least one server")
+        if self.drain_timeout_s < 0 or self.shutdown_delay_s < 0:
+            raise ConfigError("OJS_DRAIN_TIMEOUT_S and OJS_SHUTDOWN_DELAY_S must not be negative")
 
 
 def _urls(text: str) -> tuple[str, ...]:
@@ -120,6 +125,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "events_max_count": ("OJS_EVENTS_MAX_COUNT", _positive_int),
     "enable_test_reset": ("OJS_ENABLE_TEST_RESET", _bool),
     "drain_timeout_s": ("OJS_DRAIN_TIMEOUT_S", float),
+    "shutdown_delay_s": ("OJS_SHUTDOWN_DELAY_S", float),
     "workers": ("OJS_WORKERS", _positive_int),
     "log_level": ("OJS_LOG_LEVEL", str),
     "service_name": ("OJS_SERVICE_NAME", str),

@@ -1,8 +1,8 @@
 """The gateway application: `create_app`, its lifespan (connect, provision, timers) and drain.
 
 The app keeps no job state: everything lives in JetStream, so any number of replicas can serve
-the same deployment. On shutdown it first fails readiness and stops handing out jobs, lets
-in-flight requests finish, then drains the NATS connection.
+the same deployment. On shutdown it first fails readiness and stops handing out jobs (`drain.py`),
+lets in-flight requests finish, then drains the NATS connection.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from ojs_nats.api import (
     batch,
     cron,
     dead_letter,
+    drain,
     errors,
     events,
     jobs,
+    progress,
     queues,
     system,
     workers,
@@ -126,7 +128,10 @@ class Gateway:
         if self.runner is not None:
             await self.runner.drain()
         if self.ctx is not None:
-            await self.ctx.storage.close()
+            try:
+                await asyncio.wait_for(self.ctx.storage.close(), drain.NATS_DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("NATS did not drain in %g s; closing", drain.NATS_DRAIN_TIMEOUT_S)
 
 
 def _stop_on_failure(task: asyncio.Task[None]) -> None:
@@ -139,13 +144,22 @@ def _stop_on_failure(task: asyncio.Task[None]) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_served_app() -> FastAPI:
+    """The app as `ojs-nats serve` runs it under uvicorn: with the SIGTERM drain."""
+    return create_app(handle_signals=True)
+
+
+def create_app(settings: Settings | None = None, handle_signals: bool = False) -> FastAPI:
+    """The gateway app. `handle_signals` wraps the server's SIGTERM/SIGINT handlers (see
+    `drain.py`); leave it off when the app runs in-process (tests)."""
     settings = settings or Settings.from_env()
     gateway = Gateway(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         app.state.ctx = await gateway.start()
+        if handle_signals:
+            drain.Drain(app.state.ctx).install()
         log.info(
             "ojs-nats gateway ready (NATS %s, namespace %s)",
             ",".join(settings.nats_urls),
@@ -170,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         jobs,
         batch,
+        progress,
         workers,
         queues,
         admin_queues,

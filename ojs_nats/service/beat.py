@@ -47,10 +47,14 @@ async def beat(
             **{
                 k: v
                 for k, v in details.items()
-                if k in ("queues", "concurrency", "hostname", "pid")
+                if k in ("queues", "concurrency", "hostname", "pid", "labels")
             },
         }
     )
+    if details.get("state") in ("running", *DIRECTIVES):
+        # What the worker says it is doing (worker protocol §4.2); `state` is what it is told.
+        # A final beat with `terminate` and no jobs is a worker's deregistration.
+        entry["reported_state"] = details["state"]
     entry.setdefault("started_at", ids.format_ts(now))
     await ctx.storage.workers.put(worker_id, entry)
     return {

@@ -62,7 +62,7 @@ def _ack(data: bytes) -> int:
     ack = orjson.loads(data)
     err = ack.get("error")
     if err:
-        if err.get("err_code") == n.ERR_WRONG_LAST_SEQUENCE:
+        if err.get("err_code") in n.ERR_WRONG_LAST_SEQUENCE:
             raise RevisionConflict(str(err.get("description", "wrong last sequence")))
         if err.get("err_code") == ERR_TOO_MANY_INFLIGHT:
             raise StorageUnavailableError("JetStream is busy with other batches; retry shortly.")

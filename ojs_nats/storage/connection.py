@@ -163,7 +163,7 @@ class Connection:
         ack = orjson.loads(msg.data) if msg.data else {}
         if "error" in ack:
             err = ack["error"]
-            if err.get("err_code") == names.ERR_WRONG_LAST_SEQUENCE:
+            if err.get("err_code") in names.ERR_WRONG_LAST_SEQUENCE:
                 raise RevisionConflict(err.get("description", "wrong last sequence"))
         return int(_checked(ack)["seq"])
 

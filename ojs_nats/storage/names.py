@@ -20,8 +20,9 @@ KV_OPERATION = "KV-Operation"
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQUENCE = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
-#: JetStream error code for a failed compare-and-set (wrong last sequence).
-ERR_WRONG_LAST_SEQUENCE = 10071
+#: JetStream error codes for a failed compare-and-set (wrong last sequence): a single server
+#: answers 10071 ("wrong last sequence: N"), the leader of a clustered stream 10164 (no number).
+ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 
 
 def encode_queue(queue: str) -> str:

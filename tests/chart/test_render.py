@@ -43,6 +43,8 @@ def examples() -> list[manifests.Doc]:
 def readme_env_defaults() -> dict[str, str]:
     """The README's table of gateway environment variables: name -> default."""
     text = (ROOT / "README.md").read_text()
+    # Only the gateway's table: the worker's variables have a table of their own further on.
+    text = text.split("### Environment variables", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([A-Z_]+)` \| `?([^|`]*?)`? \|", text, flags=re.MULTILINE)
     assert rows, "README.md lost its environment variable table"
     return dict(rows)
@@ -154,15 +156,17 @@ def test_bad_values_are_refused_with_a_reason(sets: tuple[str, ...], message: st
 
 
 def test_gateway_shutdown_budget_matches_the_drain_timeout() -> None:
-    for sets, drain, sleep in (((), 20, 5), (("gateway.config.drainTimeoutS=45",
-                                              "gateway.preStopSleepSeconds=8"), 45, 8)):
+    cases = (((), 20, 5, 0), (("gateway.config.drainTimeoutS=45", "gateway.preStopSleepSeconds=8",
+                               "gateway.config.shutdownDelayS=3"), 45, 8, 3))
+    for sets, drain, sleep, delay in cases:
         deployment = helm.one(helm.render(sets=sets), "Deployment", GATEWAY)
         pod = deployment["spec"]["template"]["spec"]
         gateway = helm.container(deployment, "gateway")
         assert helm.env_of(gateway)["OJS_DRAIN_TIMEOUT_S"] == str(drain)
+        assert helm.env_of(gateway)["OJS_SHUTDOWN_DELAY_S"] == str(delay)
         assert gateway["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(sleep)]
-        # preStop sleep, then the drain, then 10 s to close the timer runner and NATS.
-        assert pod["terminationGracePeriodSeconds"] == sleep + drain + 10
+        # preStop sleep, the shutdown delay, the drain, then 10 s to close timers and NATS.
+        assert pod["terminationGracePeriodSeconds"] == sleep + delay + drain + 10
 
 
 def test_gateway_probes_use_the_health_endpoints_on_the_served_port() -> None:

@@ -132,11 +132,11 @@ the client learns the other nodes from the server (connect_urls) and reconnects 
 {{- end }}
 
 {{/*
-Pod termination budget of a gateway: the preStop sleep, then OJS_DRAIN_TIMEOUT_S for in-flight
-requests, then 10 s to stop the timer runner and drain the NATS connection.
+Pod termination budget of a gateway: the preStop sleep, OJS_SHUTDOWN_DELAY_S, then
+OJS_DRAIN_TIMEOUT_S for in-flight requests, then 10 s to stop the timer runner and drain NATS.
 */}}
 {{- define "ojs-nats.gateway.terminationGracePeriodSeconds" -}}
-{{- add (int .Values.gateway.preStopSleepSeconds) (int .Values.gateway.config.drainTimeoutS) 10 }}
+{{- add (int .Values.gateway.preStopSleepSeconds) (int .Values.gateway.config.shutdownDelayS) (int .Values.gateway.config.drainTimeoutS) 10 }}
 {{- end }}
 
 {{/*
@@ -174,6 +174,8 @@ that order, each from gateway.config. OJS_NATS_SERVER_BIN is left out: it only m
   value: {{ ternary "1" "0" $c.enableTestReset | quote }}
 - name: OJS_DRAIN_TIMEOUT_S
   value: {{ int $c.drainTimeoutS | quote }}
+- name: OJS_SHUTDOWN_DELAY_S
+  value: {{ int $c.shutdownDelayS | quote }}
 - name: OJS_WORKERS
   value: {{ int $c.workers | quote }}
 - name: OJS_LOG_LEVEL

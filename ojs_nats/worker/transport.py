@@ -1,0 +1,167 @@
+"""HTTP transport to any OJS gateway: the worker operations FETCH, ACK, FAIL, BEAT, PROGRESS.
+
+A request that gets no answer (refused, reset, timeout, 502/503/504) moves on to the next
+gateway URL. FETCH and BEAT try each gateway once; ACK and FAIL retry until their deadline, since
+a report that never lands makes the job run again after its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_HEADERS = {"content-type": "application/openjobspec+json", "accept": "application/json"}
+#: Backoff between tries of one request, growing up to the cap.
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 1.0
+
+
+class TransportError(Exception):
+    """No gateway answered (usefully) before the deadline."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    #: How many times the request was sent; a 409 after a retry usually means an earlier
+    #: try had already landed.
+    tries: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def current_state(self) -> str | None:
+        """The job's state a 409 names (`error.details.current_state`), if the server says."""
+        error = self.body.get("error")
+        details = error.get("details") if isinstance(error, dict) else None
+        state = details.get("current_state") if isinstance(details, dict) else None
+        return state if isinstance(state, str) else None
+
+    @property
+    def error_message(self) -> str:
+        error = self.body.get("error")
+        if isinstance(error, dict):
+            return f"{error.get('code')}: {error.get('message')}"
+        return f"HTTP {self.status}"
+
+
+class Transport:
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        request_timeout_s: float = 10.0,
+        max_connections: int = 32,
+    ) -> None:
+        self._urls = [u.rstrip("/") for u in urls]
+        # Start at a random gateway so a fleet of workers spreads over the replicas.
+        self._current = random.randrange(len(self._urls))
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(request_timeout_s, connect=min(2.0, request_timeout_s)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers=_HEADERS,
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ operations
+    async def fetch(
+        self, queues: tuple[str, ...], count: int, worker_id: str, visibility_ms: int | None
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"queues": list(queues), "count": count, "worker_id": worker_id}
+        if visibility_ms is not None:
+            body["visibility_timeout_ms"] = visibility_ms
+        reply = await self.call("POST", "/ojs/v1/workers/fetch", body, deadline=None)
+        if not reply.ok:
+            raise TransportError(f"fetch refused: {reply.error_message}")
+        jobs = reply.body.get("jobs") or []
+        return [job for job in jobs if isinstance(job, dict) and isinstance(job.get("id"), str)]
+
+    async def ack(self, job_id: str, worker_id: str, result: Any, deadline: float) -> Reply:
+        body: dict[str, Any] = {"job_id": job_id, "worker_id": worker_id}
+        if result is not None:
+            body["result"] = result
+        return await self.call("POST", "/ojs/v1/workers/ack", body, deadline)
+
+    async def fail(
+        self,
+        job_id: str,
+        worker_id: str,
+        error: dict[str, Any],
+        deadline: float,
+        requeue: bool = False,
+    ) -> Reply:
+        body: dict[str, Any] = {"job_id": job_id, "worker_id": worker_id, "error": error}
+        if requeue:
+            body["requeue"] = True
+        return await self.call("POST", "/ojs/v1/workers/nack", body, deadline)
+
+    async def beat(self, body: dict[str, Any], deadline: float | None = None) -> Reply:
+        return await self.call("POST", "/ojs/v1/workers/heartbeat", body, deadline)
+
+    async def progress(self, job_id: str, body: dict[str, Any]) -> Reply:
+        """PUT /jobs/{id}/progress (ojs-progress.md §6.1): tried once, fire-and-forget."""
+        return await self.call("PUT", f"/ojs/v1/jobs/{job_id}/progress", body, deadline=None)
+
+    # ------------------------------------------------------------ the request loop
+    async def call(
+        self, method: str, path: str, body: dict[str, Any], deadline: float | None
+    ) -> Reply:
+        """Send, failing over between gateways until an answer or `deadline` (monotonic).
+
+        With `deadline=None` every gateway is tried at most once.
+
+        Raises:
+            TransportError: no usable answer in time.
+        """
+        content = orjson.dumps(body)
+        tries = 0
+        backoff = _FIRST_BACKOFF_S
+        problem = "no gateway tried"
+        while True:
+            url = self._urls[self._current] + path
+            tries += 1
+            try:
+                response = await self._http.request(method, url, content=content)
+            except httpx.HTTPError as exc:
+                problem = f"{url}: {type(exc).__name__} {exc}".strip()
+            else:
+                if response.status_code not in _RETRY_STATUSES:
+                    return Reply(response.status_code, _json(response), tries)
+                problem = f"{url}: HTTP {response.status_code}"
+            self._rotate()
+            if deadline is None:
+                if tries >= len(self._urls):
+                    raise TransportError(problem)
+                continue
+            if time.monotonic() + backoff > deadline:
+                raise TransportError(f"gave up after {tries} tries; last: {problem}")
+            log.debug("retrying %s %s: %s", method, path, problem)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _rotate(self) -> None:
+        self._current = (self._current + 1) % len(self._urls)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = orjson.loads(response.content) if response.content else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
