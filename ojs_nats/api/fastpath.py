@@ -25,6 +25,7 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("POST", "/ojs/v1/jobs/batch"): batch.push_batch,
     ("POST", "/ojs/v1/workers/fetch"): workers.fetch_route,
     ("POST", "/ojs/v1/workers/ack"): workers.ack_route,
+    ("POST", "/ojs/v1/workers/ack/batch"): workers.ack_batch_route,
     ("POST", "/ojs/v1/workers/nack"): workers.nack_route,
     ("POST", "/ojs/v1/workers/heartbeat"): workers.heartbeat_route,
 }

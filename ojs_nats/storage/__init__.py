@@ -48,7 +48,7 @@ class Storage:
         self.settings = settings
         self.names = Names(settings.namespace)
         self.batches = BatchReplies(conn)
-        self.jobs = JobRecords(conn, self.names)
+        self.jobs = JobRecords(conn, self.names, self.batches)
         self.ready = ReadyIndex(conn, self.names, self.batches)
         self.timers = Timers(conn, self.names)
         self.events = EventLog(conn, self.names, self.batches)

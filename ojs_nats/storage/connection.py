@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import nats
@@ -165,6 +165,20 @@ class Connection:
         self, subject: str, payload: bytes = b"", headers: Mapping[str, str] | None = None
     ) -> Msg:
         """Send and wait for the answer (StorageUnavailableError after REQUEST_TIMEOUT_S)."""
+        return await (await self._send(subject, payload, headers))
+
+    async def request_many(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
+    ) -> list[Msg]:
+        """Send several requests back to back and wait for all the answers together."""
+        futures = [
+            await self._send(subject, payload, headers) for subject, payload, headers in messages
+        ]
+        return list(await asyncio.gather(*futures))
+
+    async def _send(
+        self, subject: str, payload: bytes, headers: Mapping[str, str] | None
+    ) -> asyncio.Future[Msg]:
         token = format(next(self._tokens), "x")
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[token] = (future, time.monotonic() + REQUEST_TIMEOUT_S)
@@ -180,7 +194,7 @@ class Connection:
             raise StorageUnavailableError(
                 f"NATS JetStream did not answer ({type(exc).__name__})."
             ) from exc
-        return await future
+        return future
 
     async def publish(
         self,
@@ -211,13 +225,13 @@ class Connection:
             RevisionConflict: an expected-last-sequence header did not hold.
             JetStreamError: any other refusal.
         """
-        msg = await self.request(subject, payload, headers)
-        ack = orjson.loads(msg.data) if msg.data else {}
-        if "error" in ack:
-            err = ack["error"]
-            if err.get("err_code") in names.ERR_WRONG_LAST_SEQUENCE:
-                raise RevisionConflict(err.get("description", "wrong last sequence"))
-        return int(_checked(ack)["seq"])
+        return stored_seq(await self.request(subject, payload, headers))
+
+    async def store_many(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
+    ) -> list[int]:
+        """`store` for several messages at once (pipelined, acks awaited together)."""
+        return [stored_seq(msg) for msg in await self.request_many(messages)]
 
     async def direct_get(self, stream: str, subject: str) -> Msg | None:
         """The last message on `subject`, or None when there is none."""
@@ -231,6 +245,16 @@ class Connection:
                 str(msg.headers.get("Description", "direct get failed")),
             )
         return msg
+
+
+def stored_seq(msg: Msg) -> int:
+    """The stream sequence from a publish ack (raising what the ack reports)."""
+    ack = orjson.loads(msg.data) if msg.data else {}
+    if "error" in ack:
+        err = ack["error"]
+        if err.get("err_code") in names.ERR_WRONG_LAST_SEQUENCE:
+            raise RevisionConflict(err.get("description", "wrong last sequence"))
+    return int(_checked(ack)["seq"])
 
 
 def _checked(response: dict[str, Any]) -> dict[str, Any]:
