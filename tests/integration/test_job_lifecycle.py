@@ -196,7 +196,7 @@ async def test_request_id_is_echoed(client):
 async def test_batch_ack_settles_each_job_as_a_single_ack_would(client):
     pushed = [await push(client, "batch-ack", n=i) for i in range(3)]
     fetched = await fetch(client, "batch-ack", count=2, worker_id="w-b")
-    waiting = [j for j in pushed if j["id"] not in {f["id"] for f in fetched}][0]
+    waiting = next(j for j in pushed if j["id"] not in {f["id"] for f in fetched})
     response = await client.post("/ojs/v1/workers/ack/batch", json={"worker_id": "w-b", "acks": [
         {"job_id": fetched[0]["id"], "result": {"n": 0}},
         {"job_id": fetched[1]["id"]},
