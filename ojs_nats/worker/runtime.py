@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from ojs_nats.model import ids
 from ojs_nats.worker import outcome as outcomes
+from ojs_nats.worker.acks import AckBatcher
 from ojs_nats.worker.context import JobContext
 from ojs_nats.worker.execution import Execution, Phase, Runner
 from ojs_nats.worker.heartbeat import Heartbeat
@@ -169,6 +170,7 @@ class Worker:
             self._transport,
             self.worker_id,
             settings.report_timeout_s,
+            AckBatcher(self._transport, self.worker_id),
         )
 
     async def _serve(self) -> int:
