@@ -66,6 +66,7 @@ class Storage:
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
         conn = await Connection.open(settings.nats_urls, name=name)
+        conn.leader_reads = settings.replicas > 1
         storage = cls(conn, settings)
         try:
             await provision.provision(conn, settings)

@@ -10,6 +10,7 @@ compare-and-set becomes `RevisionConflict`, which the service layer resolves.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import time
@@ -28,6 +29,8 @@ from ojs_nats.storage import names
 
 log = logging.getLogger(__name__)
 
+#: JetStream's "no message found" (a subject with no stored message).
+ERR_NO_MESSAGE = 10037
 #: How long one JetStream request may take before the operation fails with 503.
 REQUEST_TIMEOUT_S = 5.0
 
@@ -72,6 +75,8 @@ class Connection:
         self._waiting: dict[str, tuple[asyncio.Future[Msg], float]] = {}
         self._reply_sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: Read single records from the stream leader (set for replicated deployments).
+        self.leader_reads = False
 
     async def _start(self) -> None:
         self._reply_sub = await self.client.subscribe(self._reply_prefix + "*", cb=self._on_reply)
@@ -234,7 +239,14 @@ class Connection:
         return [stored_seq(msg) for msg in await self.request_many(messages)]
 
     async def direct_get(self, stream: str, subject: str) -> Msg | None:
-        """The last message on `subject`, or None when there is none."""
+        """The last message on `subject`, or None when there is none.
+
+        With replicated streams (`leader_reads`), the stream leader answers: a direct get may be
+        served by a follower that has not applied the newest write yet, and a read that misses
+        our own last write would, e.g., refuse the ACK of a job just fetched as not active.
+        """
+        if self.leader_reads:
+            return await self._leader_get(stream, subject)
         msg = await self.request(f"$JS.API.DIRECT.GET.{stream}.{subject}")
         if msg.headers and msg.headers.get("Status"):
             if msg.headers["Status"] == "404":
@@ -246,6 +258,25 @@ class Connection:
             )
         return msg
 
+    async def _leader_get(self, stream: str, subject: str) -> Msg | None:
+        body = orjson.dumps({"last_by_subj": subject})
+        answer = orjson.loads((await self.request(f"$JS.API.STREAM.MSG.GET.{stream}", body)).data)
+        error = answer.get("error")
+        if error:
+            if error.get("err_code") == ERR_NO_MESSAGE:
+                return None
+            _checked(answer)
+        return _as_msg(self.client, answer["message"])
+
+
+def _parse_headers(raw: str | None) -> dict[str, str]:
+    """A base64 NATS header block (`NATS/1.0\r\nKey: Value\r\n...`) as a dict."""
+    if not raw:
+        return {}
+    lines = base64.b64decode(raw).decode(errors="replace").split("\r\n")[1:]
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
 
 def stored_seq(msg: Msg) -> int:
     """The stream sequence from a publish ack (raising what the ack reports)."""
@@ -255,6 +286,15 @@ def stored_seq(msg: Msg) -> int:
         if err.get("err_code") in names.ERR_WRONG_LAST_SEQUENCE:
             raise RevisionConflict(err.get("description", "wrong last sequence"))
     return int(_checked(ack)["seq"])
+
+
+def _as_msg(client: Client, stored: dict[str, Any]) -> Msg:
+    """A `STREAM.MSG.GET` answer shaped like a direct get's reply (headers included)."""
+    headers = _parse_headers(stored.get("hdrs"))
+    headers["Nats-Sequence"] = str(stored.get("seq", 0))
+    headers["Nats-Subject"] = str(stored.get("subject", ""))
+    data = base64.b64decode(stored["data"]) if stored.get("data") else b""
+    return Msg(_client=client, subject=str(stored.get("subject", "")), data=data, headers=headers)
 
 
 def _checked(response: dict[str, Any]) -> dict[str, Any]:
