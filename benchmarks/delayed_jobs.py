@@ -52,10 +52,13 @@ async def unrelated_load(urls: list[str], seconds: float, workers: int = 16) -> 
         async with httpx.AsyncClient(base_url=urls[index % len(urls)], timeout=30) as http:
             while time.monotonic() < stop:
                 started = time.perf_counter()
-                await http.post("/ojs/v1/jobs", json={"type": "bench.unrelated", "args": [],
-                                                      "options": {"queue": "unrelated"}})
-                jobs = (await http.post("/ojs/v1/workers/fetch",
-                                        json={"queues": ["unrelated"]})).json()["jobs"]
+                await http.post(
+                    "/ojs/v1/jobs",
+                    json={"type": "bench.unrelated", "args": [], "options": {"queue": "unrelated"}},
+                )
+                jobs = (
+                    await http.post("/ojs/v1/workers/fetch", json={"queues": ["unrelated"]})
+                ).json()["jobs"]
                 for job in jobs:
                     await http.post("/ojs/v1/workers/ack", json={"job_id": job["id"]})
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -64,12 +67,16 @@ async def unrelated_load(urls: list[str], seconds: float, workers: int = 16) -> 
     began = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(workers)))
     elapsed = time.monotonic() - began
-    return {"cycles_per_s": done / elapsed, "p50_ms": pct(latencies, 0.5),
-            "p99_ms": pct(latencies, 0.99)}
+    return {
+        "cycles_per_s": done / elapsed,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+    }
 
 
-async def schedule_jobs(settings: Settings, count: int, start_ms: int,
-                        spread_ms: int) -> tuple[dict[str, int], float]:
+async def schedule_jobs(
+    settings: Settings, count: int, start_ms: int, spread_ms: int
+) -> tuple[dict[str, int], float]:
     """Create `count` delayed jobs straight through the service layer (no HTTP), concurrently."""
     storage = await Storage.open(settings, name="bench-scheduler")
     ctx = Context(storage, settings)
@@ -84,8 +91,11 @@ async def schedule_jobs(settings: Settings, count: int, start_ms: int,
             queue.get_nowait()
             at = start_ms + random.randrange(spread_ms)
             now = ids.now_ms()
-            body = {"type": "bench.delayed", "args": [],
-                    "options": {"queue": "delayed", "scheduled_at": ids.format_ts(at)}}
+            body = {
+                "type": "bench.delayed",
+                "args": [],
+                "options": {"queue": "delayed", "scheduled_at": ids.format_ts(at)},
+            }
             submission = envelope.parse_submission(body, now)
             await push.create(ctx, submission, now)
             due[submission.id] = at
@@ -102,9 +112,17 @@ async def promotions(url: str, due: dict[str, int]) -> list[float]:
     after = "0"
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         while True:
-            page = (await http.get("/ojs/v1/events", params={
-                "types": "job.enqueued", "queues": "delayed", "limit": 1000,
-                "after": after})).json()
+            page = (
+                await http.get(
+                    "/ojs/v1/events",
+                    params={
+                        "types": "job.enqueued",
+                        "queues": "delayed",
+                        "limit": 1000,
+                        "after": after,
+                    },
+                )
+            ).json()
             for event in page["events"]:
                 at = due.get(event["subject"])
                 if at is not None:
@@ -125,8 +143,9 @@ async def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ojs-bench-"))
     server = NatsServer(workdir / "nats", name="bench").start()
     namespace = "bench" + os.urandom(3).hex()
-    gateways = [GatewayProcess(server.url, namespace, log_dir=workdir).start()
-                for _ in range(args.gateways)]
+    gateways = [
+        GatewayProcess(server.url, namespace, log_dir=workdir).start() for _ in range(args.gateways)
+    ]
     urls = [g.url for g in gateways]
     settings = Settings(nats_urls=(server.url,), namespace=namespace)
     try:
@@ -151,24 +170,36 @@ async def main() -> None:
         server.stop()
 
     result = {
-        "benchmark": "S5 delayed jobs", "jobs": args.jobs, "spread_s": args.spread,
-        "gateways": args.gateways, "promoted": len(lateness),
-        "lateness_ms": {"p50": pct(lateness, 0.5), "p99": pct(lateness, 0.99),
-                        "max": max(lateness) if lateness else None,
-                        "mean": statistics.fmean(lateness) if lateness else None},
+        "benchmark": "S5 delayed jobs",
+        "jobs": args.jobs,
+        "spread_s": args.spread,
+        "gateways": args.gateways,
+        "promoted": len(lateness),
+        "lateness_ms": {
+            "p50": pct(lateness, 0.5),
+            "p99": pct(lateness, 0.99),
+            "max": max(lateness) if lateness else None,
+            "mean": statistics.fmean(lateness) if lateness else None,
+        },
         "schedule_rate_per_s": round(create_rate),
         "unrelated_idle_cycles_per_s": round(idle["cycles_per_s"]),
         "unrelated_loaded_cycles_per_s": round(loaded["cycles_per_s"]),
         "unrelated_ratio": round(loaded["cycles_per_s"] / idle["cycles_per_s"], 3),
-        "unrelated_p99_ms": {"idle": round(idle["p99_ms"], 1),
-                             "loaded": round(loaded["p99_ms"], 1)},
+        "unrelated_p99_ms": {
+            "idle": round(idle["p99_ms"], 1),
+            "loaded": round(loaded["p99_ms"], 1),
+        },
     }
     print()
     print(f"{'promoted':<28}{len(lateness)} of {args.jobs}")
-    print(f"{'lateness p50 / p99 / max':<28}{result['lateness_ms']['p50']:.0f} / "
-          f"{result['lateness_ms']['p99']:.0f} / {result['lateness_ms']['max']:.0f} ms")
-    print(f"{'unrelated idle / loaded':<28}{idle['cycles_per_s']:.0f} / "
-          f"{loaded['cycles_per_s']:.0f} cycles/s (ratio {result['unrelated_ratio']})")
+    print(
+        f"{'lateness p50 / p99 / max':<28}{result['lateness_ms']['p50']:.0f} / "
+        f"{result['lateness_ms']['p99']:.0f} / {result['lateness_ms']['max']:.0f} ms"
+    )
+    print(
+        f"{'unrelated idle / loaded':<28}{idle['cycles_per_s']:.0f} / "
+        f"{loaded['cycles_per_s']:.0f} cycles/s (ratio {result['unrelated_ratio']})"
+    )
     print(json.dumps(result))
 
 
