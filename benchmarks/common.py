@@ -114,7 +114,7 @@ def say(*parts: object) -> None:
     print(*parts, flush=True)
 
 
-def rows(pairs: Iterable[tuple[str, str]], width: int = 34) -> None:
+def rows(pairs: Iterable[tuple[str, str]], width: int = 38) -> None:
     for label, value in pairs:
         say(f"  {label:<{width}}{value}")
 
@@ -282,12 +282,16 @@ def spawn(
         )
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL after `timeout` (the process and, if still there, its children)."""
+def stop_process(
+    process: subprocess.Popen[bytes] | None, timeout: float = 15.0, signalled: bool = False
+) -> None:
+    """SIGTERM (unless already `signalled`: a second SIGTERM means "exit at once" to a
+    worker), then SIGKILL after `timeout` (the process and, if still there, its children)."""
     if process is None or process.poll() is not None:
         return
     children = descendants(process.pid)[1:]
-    process.send_signal(signal.SIGTERM)
+    if not signalled:
+        process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -296,6 +300,25 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15.0)
     for pid in children:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM to all at once (they shut down in parallel), then wait for each."""
+    children = {p.pid: descendants(p.pid)[1:] for p in processes if p.poll() is None}
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = Deadline(timeout)
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline.left()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for pids in children.values():
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
@@ -335,6 +358,7 @@ class Stack:
         urls: list[str] | None = None,
         nats_url: str | None = None,
         namespace: str | None = None,
+        keep: bool = False,
     ) -> None:
         self.gateway_count = gateways
         self.gateway_workers = gateway_workers
@@ -347,6 +371,7 @@ class Stack:
         self.gateways: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self.workdir: Path | None = None
+        self.keep = keep
 
     # pids for the RSS / CPU meters (empty for external gateways)
     @property
@@ -369,7 +394,8 @@ class Stack:
         if self.external:
             return f"existing gateways {','.join(self.urls)}"
         per = self.gateway_workers or os.environ.get("OJS_WORKERS") or "default"
-        return f"{self.gateway_count} gateway(s) x OJS_WORKERS={per}, nats-server {self.nats_url}"
+        where = f", nats-server {self.nats_url}" if self.nats_url else ", fresh nats-server"
+        return f"{self.gateway_count} gateway(s) x OJS_WORKERS={per}{where}"
 
     def start(self) -> Stack:
         if self.external:
@@ -445,26 +471,21 @@ class Stack:
         return started
 
     def stop_workers(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in self.workers:
-            stop_process(worker, timeout=15)
+        stop_all(self.workers, timeout=30)
         self.workers = []
 
     def stop(self) -> None:
         self.stop_workers()
-        for gateway in self.gateways:
-            if gateway.poll() is None:
-                gateway.send_signal(signal.SIGTERM)
-        for gateway in self.gateways:
-            stop_process(gateway, timeout=20)
+        stop_all(self.gateways, timeout=30)
         self.gateways = []
         if self.nats is not None:
             self.nats.stop()
             self.nats = None
         if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.keep:
+                say(f"   logs kept in {self.workdir}")
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
     def __enter__(self) -> Stack:
@@ -952,6 +973,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     )
     ap.add_argument("--ceiling-n", type=int, default=0, help="messages per ceiling phase")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the raw JetStream ceiling")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     return ap
 
 
@@ -963,6 +985,7 @@ def stack_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> S
         env=env,
         urls=urls,
         nats_url=args.nats_url,
+        keep=args.keep,
     )
 
 
@@ -976,7 +999,7 @@ def base_result(name: str, stack: Stack, args: argparse.Namespace) -> dict[str, 
     return {
         "benchmark": name,
         "quick": bool(args.quick),
-        "gateways": len(stack.urls),
+        "gateways": len(stack.urls) if stack.external else stack.gateway_count,
         "gateway_workers": stack.gateway_workers or os.environ.get("OJS_WORKERS"),
         "cores": os.cpu_count(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
