@@ -187,7 +187,9 @@ def add_ratios(result: dict[str, Any], ceiling: dict[str, Any] | None) -> None:
 
 
 def k(value: float | None) -> str:
-    return "n/a" if value is None else f"{value / 1000:.1f}k"
+    if value is None:
+        return "n/a"
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
 def table(runs: list[dict[str, Any]]) -> None:
