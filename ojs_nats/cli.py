@@ -207,9 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = os.environ.get("OJS_LOG_LEVEL", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # httpx logs every request of a worker at INFO.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ConfigError as exc:
