@@ -79,10 +79,19 @@ def is_uuid7(text: object) -> bool:
     return isinstance(text, str) and UUID7_RE.match(text) is not None
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def format_ts(ms: int) -> str:
     """RFC 3339 UTC with milliseconds: 2026-02-12T10:30:00.000Z."""
+    global _last_second
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    # Stamps in a burst share their second and strftime is the costly part: keep the last one
+    # (one tuple, read once, so threads never see a second paired with another's text).
+    cached = _last_second
+    if cached[0] != seconds:
+        cached = _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{millis:03d}Z"
 
 
 _RFC3339_RE = re.compile(
