@@ -31,7 +31,7 @@ from ojs_nats.storage.connection import Connection, JetStreamError, ack_metadata
 log = logging.getLogger(__name__)
 
 #: Fired timers asked for per pull request, and how long such a request waits on the server.
-PULL_BATCH = 100
+PULL_BATCH = 200
 PULL_EXPIRES_S = 5.0
 #: Schedules are set this much before the real due time (see the module docstring).
 LEAD_MS = 350

@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+from ojs_nats.model import ids
+
 
 async def push(client, queue="life", **options):
     body = {"type": "a.b", "args": [options.pop("n", 0)], "options": {"queue": queue, **options}}
@@ -127,6 +129,17 @@ async def test_scheduled_job_becomes_available_on_time(client):
     await wait_for_state(client, job["id"], "available", 3)
     assert 0.3 < time.monotonic() - started < 1.5
     assert len(await fetch(client, "later")) == 1
+
+
+async def test_a_schedule_fired_ahead_of_time_never_promotes_the_job_early(client):
+    # Schedules fire LEAD_MS early on purpose; the gateway must hold the job back until due.
+    job = await push(client, "later-long", scheduled_at="+PT1.5S")
+    due = ids.parse_ts(job["scheduled_at"]) / 1000
+    while (await state(client, job["id"]))["state"] == "scheduled":
+        assert time.time() < due + 2, "not promoted within 2 s of its time"
+        await asyncio.sleep(0.02)
+    assert time.time() >= due - 0.05  # the clock is shared; 50 ms for the poll's own timing
+    assert (await state(client, job["id"]))["state"] == "available"
 
 
 async def test_expired_job_is_discarded_and_never_fetched(client):
