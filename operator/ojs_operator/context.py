@@ -7,6 +7,7 @@ back into a status patch and, on failure, kopf's retry errors.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -63,6 +64,9 @@ class Memory:
     failures: int = 0
     retry_at: float = 0.0
     history: list[Sample] = dataclasses.field(default_factory=list)
+    #: The change handler and the timer run as separate tasks: one step at a time, so the
+    #: second reads what the first wrote instead of writing the same change again.
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 @dataclasses.dataclass(slots=True)

@@ -19,7 +19,8 @@ async def apply(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcom
     if not res.owned:
         return _conflict(ctx, res)
     try:
-        status = await _sync(ctx, res, log)
+        async with memory.lock:
+            status = await _sync(ctx, res, log)
     except (GatewayUnavailableError, GatewayRejectedError) as exc:
         return outcomes.failed(ctx, res, memory, exc)
     outcomes.succeeded(ctx, memory)

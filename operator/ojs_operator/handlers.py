@@ -206,12 +206,13 @@ def _report(
         patch.status[key] = value
     if outcome.error is None:
         return
-    if raising and outcome.retryable:
-        raise kopf.TemporaryError(outcome.error, delay=outcome.retry_in_s)
-    if raising:
+    if raising and not outcome.retryable:
         raise kopf.PermanentError(outcome.error)
+    message = f"{outcome.error} (next attempt in {outcome.retry_in_s:g}s)"
+    if raising:
+        raise kopf.TemporaryError(message, delay=outcome.retry_in_s)
     if logger is not None:
-        logger.warning("%s (next attempt in %gs)", outcome.error, outcome.retry_in_s)
+        logger.warning(message)
 
 
 def _raise_for(outcome: Outcome, retry: int) -> None:

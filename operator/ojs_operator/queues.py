@@ -26,7 +26,8 @@ async def apply(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcom
     if not res.owned:
         return _conflict(ctx, res)
     try:
-        status = await _sync(ctx, res, log)
+        async with memory.lock:
+            status = await _sync(ctx, res, log)
     except (GatewayUnavailableError, GatewayRejectedError, KubeError) as exc:
         return outcomes.failed(ctx, res, memory, exc)
     outcomes.succeeded(ctx, memory)
@@ -43,12 +44,13 @@ async def tick(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcome
     spec = reconcile.queue_spec(res.spec)
     status: dict[str, Any] = {}
     try:
-        if now >= memory.next_resync:
-            status.update(await _sync(ctx, res, log))
-            memory.next_resync = now + ctx.settings.resync_s
-        if now >= memory.next_poll:
-            status.update(await _observe(ctx, res, spec, memory, log))
-            memory.next_poll = now + _polling_s(ctx, spec)
+        async with memory.lock:
+            if now >= memory.next_resync:
+                status.update(await _sync(ctx, res, log))
+                memory.next_resync = now + ctx.settings.resync_s
+            if now >= memory.next_poll:
+                status.update(await _observe(ctx, res, spec, memory, log))
+                memory.next_poll = now + _polling_s(ctx, spec)
     except (GatewayUnavailableError, GatewayRejectedError, KubeError) as exc:
         return outcomes.failed(ctx, res, memory, exc)
     except _TargetMissingError as exc:

@@ -10,8 +10,8 @@ kmock's 500), `uid`, `creationTimestamp`, and `generation` bumped when the spec 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import datetime as dt
+import inspect
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +22,6 @@ import attrs
 import jsonpatch
 import kmock
 import yaml
-
 from ojs_operator import crds
 
 NS = "apps"
@@ -63,16 +62,20 @@ class ApiServer(kmock.KubernetesEmulator):
 
     def _stamp_change(self, request: Any) -> None:
         version = self._next_version()
-        key = (request.resource, request.namespace, request.name)
-        stored = self.objects[key] if key in self.objects else None
-        generation = int(((stored or {}).get("metadata") or {}).get("generation") or 1)
+        try:
+            stored = self.objects[request.resource, request.namespace, request.name].raw
+        except KeyError:
+            stored = {}
+        generation = int((stored.get("metadata") or {}).get("generation") or 1)
         if isinstance(request.data, dict):  # merge patch
             meta = request.data.setdefault("metadata", {})
             meta["resourceVersion"] = version
             if "spec" in request.data and request.subresource is None:
                 meta["generation"] = generation + 1
         elif isinstance(request.data, list):  # JSON patch: its `test` ops run first
-            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": version})
+            request.data.append(
+                {"op": "add", "path": "/metadata/resourceVersion", "value": version}
+            )
             if any(str(op.get("path", "")).startswith("/spec") for op in request.data):
                 request.data.append(
                     {"op": "add", "path": "/metadata/generation", "value": generation + 1}
@@ -121,9 +124,7 @@ def write_kubeconfig(path: Path, url: str) -> Path:
                 "current-context": "kmock",
                 "clusters": [{"name": "kmock", "cluster": {"server": url.rstrip("/")}}],
                 "users": [{"name": "kmock", "user": {"token": "test"}}],
-                "contexts": [
-                    {"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}
-                ],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
             }
         )
     )

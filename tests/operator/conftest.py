@@ -20,10 +20,10 @@ import kmock as kmock_lib
 import kubernetes
 import pytest
 from kopf.testing import KopfRunner
-
-from ojs_nats.embedded import free_port
 from ojs_operator import cli, crds
 from ojs_operator.settings import Settings
+
+from ojs_nats.embedded import free_port
 from tests.operator import cluster
 from tests.support import GatewayProcess
 
