@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 
 
 def _example(kind: str) -> dict[str, Any]:
-    for path in EXAMPLES.glob("*.yaml"):
+    for path in sorted(EXAMPLES.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == kind and doc["apiVersion"] == crds.API_VERSION:
                 return doc
@@ -37,6 +37,7 @@ def _as_gateway_reports(config: dict[str, Any]) -> dict[str, Any]:
 
 SPECS = [
     _example("Queue")["spec"],
+    yaml.safe_load((EXAMPLES / "scaling-keda.yaml").read_text())["spec"],
     {},
     {"paused": True, "rateLimit": {"window": {"limit": 10, "period": "PT60S"}}},
     {"rateLimit": {"throttle": {"limit": 5, "period": "PT1S"}, "concurrency": 0}},
