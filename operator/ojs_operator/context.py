@@ -23,6 +23,15 @@ from ojs_operator.settings import Settings
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 
+class BlockedError(Exception):
+    """A step cannot go on until something outside the gateway changes (the Deployment to
+    scale is missing, a setting is not there): reported as a condition, checked again later."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Context:
     settings: Settings

@@ -16,6 +16,7 @@ from ojs_operator.gateway import GatewayRejectedError, GatewayUnavailableError
 
 
 async def apply(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcome:
+    """Make the gateway's registration match the spec; copy its fire times into the status."""
     if not res.owned:
         return _conflict(ctx, res)
     try:
@@ -28,6 +29,7 @@ async def apply(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcom
 
 
 async def tick(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcome:
+    """Every resync interval (or after the backoff of a failure): `apply` again."""
     now = ctx.monotonic()
     if not res.owned:
         return _conflict(ctx, res)
@@ -37,6 +39,7 @@ async def tick(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcome
 
 
 async def remove(ctx: Context, res: Resource, log: Log) -> Outcome:
+    """Finalizer: unregister (jobs it already enqueued stay)."""
     name = _name(res)
     if not res.owned:
         log.info("cron job %s is managed by %s: left registered", name, res.owner)

@@ -231,7 +231,9 @@ class _QuietTimers(logging.Filter):
 
 
 def _configure_logging(level: str) -> None:
-    logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, _QuietTimers) for f in objects.filters):  # once per process
+        objects.addFilter(_QuietTimers())
     # httpx logs every request at INFO; keep that for --debug.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     logging.getLogger("ojs_operator").setLevel(level.upper())

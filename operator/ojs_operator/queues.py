@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ojs_operator import outcomes, reconcile, scaling
-from ojs_operator.context import Context, Log, Memory, Outcome, Resource
+from ojs_operator.context import BlockedError, Context, Log, Memory, Outcome, Resource
 from ojs_operator.gateway import GatewayRejectedError, GatewayUnavailableError
 from ojs_operator.kube import KubeError
 
@@ -30,6 +30,8 @@ async def apply(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcom
             status = await _sync(ctx, res, log)
     except (GatewayUnavailableError, GatewayRejectedError, KubeError) as exc:
         return outcomes.failed(ctx, res, memory, exc)
+    except BlockedError as exc:
+        return outcomes.done(ctx, res, {}, str(exc), exc.reason, ready=False)
     outcomes.succeeded(ctx, memory)
     return outcomes.done(ctx, res, status, CONFIGURED)
 
@@ -53,9 +55,11 @@ async def tick(ctx: Context, res: Resource, memory: Memory, log: Log) -> Outcome
                 memory.next_poll = now + _polling_s(ctx, spec)
     except (GatewayUnavailableError, GatewayRejectedError, KubeError) as exc:
         return outcomes.failed(ctx, res, memory, exc)
-    except _TargetMissingError as exc:
+    except BlockedError as exc:
+        # Checked again at the next resync and poll; no backoff, nothing failed.
+        memory.next_resync = max(memory.next_resync, now + ctx.settings.resync_s)
         memory.next_poll = now + _polling_s(ctx, spec)
-        return outcomes.done(ctx, res, status, str(exc), "TargetNotFound", ready=False)
+        return outcomes.done(ctx, res, status, str(exc), exc.reason, ready=False)
     memory.failures = 0
     return outcomes.done(ctx, res, status, CONFIGURED)
 
@@ -116,7 +120,9 @@ async def _sync_scaled_object(
             log.info("KEDA ScaledObject %s removed", res.status["scaledObject"])
         return None
     if ctx.settings.nats_monitor_url is None:
-        raise KubeError("autoscaling.mode keda needs OJS_NATS_MONITOR_URL (NATS monitoring)")
+        raise BlockedError(
+            "KedaNotConfigured", "autoscaling.mode keda needs the operator's OJS_NATS_MONITOR_URL"
+        )
     wanted = reconcile.scaled_object(
         name=res.name,
         namespace=res.namespace,
@@ -130,7 +136,9 @@ async def _sync_scaled_object(
     if current is None:
         await ctx.kube.create_scaled_object(wanted)
         log.info("KEDA ScaledObject %s created", res.name)
-    elif current.get("spec") != wanted["spec"] or not _labels_match(current, wanted):
+    elif not reconcile.contains(
+        current, {"metadata": {"labels": wanted["metadata"]["labels"]}, "spec": wanted["spec"]}
+    ):
         await ctx.kube.patch_scaled_object(wanted)
         log.info("KEDA ScaledObject %s updated", res.name)
     return res.name
@@ -163,7 +171,7 @@ async def _autoscale(
     target = str(autoscaling["targetRef"]["name"])
     deployment = await ctx.kube.deployment(res.namespace, target)
     if deployment is None:
-        raise _TargetMissingError(f"Deployment {res.namespace}/{target} not found")
+        raise BlockedError("TargetNotFound", f"Deployment {res.namespace}/{target} not found")
     current = int((deployment.get("spec") or {}).get("replicas", 1))
     running = (deployment.get("status") or {}).get("replicas")
     if autoscaling["mode"] == "keda":  # KEDA decides; report what the Deployment has
@@ -192,10 +200,6 @@ async def _autoscale(
 # ---------------------------------------------------------------- helpers
 
 
-class _TargetMissingError(Exception):
-    """The Deployment to scale does not exist (yet): reported, checked again next poll."""
-
-
 def _queue(res: Resource) -> str:
     return reconcile.queue_name(res.name, res.spec)
 
@@ -214,11 +218,6 @@ def _since_scale(ctx: Context, res: Resource) -> float | None:
     except ValueError:
         return None
     return ctx.clock() - moment.timestamp()
-
-
-def _labels_match(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    have = (current.get("metadata") or {}).get("labels") or {}
-    return all(have.get(k) == v for k, v in wanted["metadata"]["labels"].items())
 
 
 def _conflict(ctx: Context, res: Resource) -> Outcome:

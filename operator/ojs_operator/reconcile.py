@@ -285,6 +285,22 @@ def conditions(
     return out
 
 
+def contains(actual: Any, wanted: Any) -> bool:
+    """`actual` holds everything `wanted` does (more keys are fine: an API server and its
+    webhooks add defaults, which must not read as drift)."""
+    if isinstance(wanted, Mapping):
+        return isinstance(actual, Mapping) and all(
+            key in actual and contains(actual[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(wanted)
+            and all(contains(a, w) for a, w in zip(actual, wanted, strict=True))
+        )
+    return bool(actual == wanted)
+
+
 def status_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> Doc:
     """The status fields to patch: only those whose value differs (no write when in sync)."""
     return {key: value for key, value in wanted.items() if current.get(key) != value}

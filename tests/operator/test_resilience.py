@@ -128,3 +128,28 @@ def test_bad_settings_stop_the_console_script_before_kopf_starts(
     monkeypatch.setenv("OJS_GATEWAY_URL", "gateway:8080")
     assert cli.main(["--standalone"]) == 2
     assert "OJS_GATEWAY_URL must be an http(s) URL" in capsys.readouterr().err
+
+
+async def test_a_missing_deployment_or_keda_setting_is_a_condition_and_the_queue_still_configured(
+    api_server, api: httpx.AsyncClient, ojs: httpx.AsyncClient, gateway: GatewayProcess, operator
+) -> None:
+    names = {mode: f"{mode}-" + namespace() for mode in ("operator", "keda")}
+    async with operator(gateway.url):  # no OJS_NATS_MONITOR_URL
+        for mode, name in names.items():
+            autoscaling = {
+                "mode": mode,
+                "targetRef": {"name": "absent"},
+                "pollingIntervalSeconds": 1,
+            }
+            spec = {"paused": True, "autoscaling": autoscaling}
+            assert (await api.post(url_of(QUEUES, NS), json=cluster.queue(name, spec))).is_success
+        for mode, reason in (("operator", "TargetNotFound"), ("keda", "KedaNotConfigured")):
+            obj = lambda name=names[mode]: current(api_server, QUEUES, name)  # noqa: E731
+            await eventually(lambda obj=obj, r=reason: condition(obj(), "Ready").get("reason") == r)
+            assert condition(obj(), "Degraded")["status"] == "True"
+            config = (await ojs.get(f"/queues/{names[mode]}/config")).json()
+            assert config["paused"] is True
+        assert current(api_server, "keda.sh/v1alpha1/scaledobjects", names["keda"]) is None
+        for name in names.values():
+            assert (await api.delete(url_of(QUEUES, NS, name))).status_code == 200
+            await eventually(lambda name=name: current(api_server, QUEUES, name) is None)

@@ -187,3 +187,13 @@ def test_scaled_object_translates_activation_and_cooldowns():
 def test_backoff_doubles_up_to_a_minute():
     assert [reconcile.backoff_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert reconcile.backoff_s(10_000) == 60
+
+
+def test_an_object_with_added_defaults_still_contains_what_we_asked_for():
+    wanted = {"spec": {"triggers": [{"type": "t", "metadata": {"a": "1"}}], "min": 0}}
+    defaulted = {
+        "spec": {"triggers": [{"type": "t", "metadata": {"a": "1", "b": "x"}}], "min": 0, "idle": 0}
+    }
+    assert reconcile.contains(defaulted, wanted)
+    assert not reconcile.contains({"spec": {"triggers": [], "min": 0}}, wanted)
+    assert not reconcile.contains({"spec": {**defaulted["spec"], "min": 1}}, wanted)
