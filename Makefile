@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast conformance lint fmt typecheck check bench clean \
-        tools crds chart-check
+.PHONY: help install run test test-fast conformance lint fmt typecheck check bench bench-quick \
+        soak clean tools crds chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,13 +32,13 @@ conformance: $(STAMP) ## only the official OJS conformance suites
 	$(BIN)/python -m pytest tests/conformance
 
 lint: $(STAMP) ## ruff and the import-layer contracts
-	$(BIN)/ruff check ojs_nats operator tests
-	$(BIN)/ruff format --check ojs_nats operator
+	$(BIN)/ruff check ojs_nats operator tests benchmarks
+	$(BIN)/ruff format --check ojs_nats operator benchmarks
 	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## format and auto-fix
-	$(BIN)/ruff format ojs_nats operator
-	$(BIN)/ruff check --fix ojs_nats operator tests
+	$(BIN)/ruff format ojs_nats operator benchmarks
+	$(BIN)/ruff check --fix ojs_nats operator tests benchmarks
 
 typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
@@ -57,9 +57,20 @@ crds: $(STAMP) ## regenerate charts/ojs-nats/crds from operator/ojs_operator/crd
 chart-check: $(STAMP) tools ## the chart tests: lint, render, validate, run the rendered NATS + gateway
 	$(BIN)/python -m pytest tests/chart
 
-bench: $(STAMP) ## benchmarks (print figures; never fail on a slow machine)
-	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(BIN)/python $$b; done \
-		|| echo "no benchmarks yet"
+# S1-S5 in sequence; S6 (the soak) is `make soak`. BENCH_ARGS goes to every script, e.g.
+# BENCH_ARGS="--gateway-workers 2" or BENCH_ARGS="--url http://127.0.0.1:8080 --nats-url ...".
+BENCHMARKS := http_enqueue batch_enqueue fetch_ack end_to_end delayed_jobs
+BENCH_ARGS ?=
+
+bench: $(STAMP) ## benchmarks S1-S5 (figures + one JSON line each; never fail on a slow machine)
+	@for b in $(BENCHMARKS); do $(BIN)/python benchmarks/$$b.py $(BENCH_ARGS) || exit 1; done
+
+soak: $(STAMP) ## S6: a 10-minute soak at a steady rate (BENCH_ARGS="--minutes 30 --rate 500")
+	$(BIN)/python benchmarks/soak.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## every benchmark (S1-S6) with --quick: small sizes, a few minutes in all
+	@for b in $(BENCHMARKS) soak; do $(BIN)/python benchmarks/$$b.py --quick $(BENCH_ARGS) \
+		|| exit 1; done
 
 clean: ## remove the virtualenv, local data and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .tools

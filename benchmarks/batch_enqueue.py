@@ -1,128 +1,93 @@
-"""Batch-enqueue throughput: 100 requests of 1,000 jobs to POST /ojs/v1/jobs/batch.
+"""S2: batch enqueue, POST /ojs/v1/jobs/batch with 1,000 jobs per request.
 
-Starts its own nats-server and one gateway process (or uses `--url`), sends the requests one
-after another from one client, and prints jobs/s and the per-request latency (p50/p99), then one
-JSON line with the same figures. A benchmark, not a test: it never fails on a slow machine.
+Starts its own nats-server and gateway(s) (or uses --url), measures the raw JetStream
+ceiling on the same nats-server, then for each concurrency level sends --requests requests
+of --batch jobs, each client awaiting its reply before the next. Prints jobs/s, the latency
+of one request (p50/p99/max), CPU, the ratio to raw pipelined publish, then one JSON line.
 
-    .venv/bin/python benchmarks/batch_enqueue.py [--requests 100] [--batch 1000] [--url URL]
+    .venv/bin/python benchmarks/batch_enqueue.py [--requests 100] [--batch 1000]
+        [--concurrency 1,4] [--gateways 1] [--gateway-workers N] [--url URL] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import json
-import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
-import httpx
+import common
+import orjson
 
-from ojs_nats.embedded import NatsServer, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+TARGET = ">= 30,000 jobs/s (BullMQ addBulk: 27.3k)"
+CEILING = "publish_pipelined_per_s"
 
 
-@contextlib.contextmanager
-def local_gateway() -> Iterator[str]:
-    """A nats-server and a gateway process in a temporary directory, stopped afterwards."""
-    with (
-        tempfile.TemporaryDirectory(prefix="ojs-bench-") as tmp,
-        NatsServer(Path(tmp) / "nats", name="ojs-bench") as nats,
-    ):
-        port = free_port()
-        env = {
-            **os.environ,
-            "NATS_URL": nats.url,
-            "OJS_PORT": str(port),
-            "OJS_NAMESPACE": "bench",
-            "OJS_LOG_LEVEL": "warning",
-        }
-        log = (Path(tmp) / "gateway.log").open("wb")
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "ojs_nats.cli", "serve"],
-            env=env,
-            stdout=log,
-            stderr=log,
-            cwd=ROOT,
+async def measure(args: Any) -> dict[str, Any]:
+    requests = args.requests or (10 if args.quick else 100)
+    batch = args.batch or (200 if args.quick else 1000)
+    max_s = args.max_seconds or (20.0 if args.quick else 120.0)
+    with common.stack_from(args) as stack:
+        common.header(
+            f"S2 batch enqueue: POST /ojs/v1/jobs/batch, {batch:,} jobs each", stack, args
         )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                        break
-                time.sleep(0.05)
-            yield url
-        finally:
-            gateway.terminate()
-            gateway.wait(15)
+        ceiling = await common.measure_ceiling(stack, args)
+
+        # One body for every request: jobs get their ids from the server, so it may repeat.
+        jobs = [common.job("bench.batch", args.queue, [n]) for n in range(batch)]
+        body = orjson.dumps({"jobs": jobs})
+
+        async def send(conn: common.Http, index: int) -> common.Response:
+            return await conn.request("POST", "/ojs/v1/jobs/batch", body)
+
+        warm = await common.closed_loop(stack.urls, 1, 2, send, 201, common.Deadline(30), {})
+        if warm.ok == 0:
+            raise SystemExit(f"warm-up failed: {warm.first_error}")
+        phases = []
+        for level in common.int_list(args.concurrency):
+            loop = await common.closed_loop(
+                stack.urls, level, requests, send, 201, common.Deadline(max_s), stack.cpu_groups()
+            )
+            phase = loop.as_dict(unit=batch, name="jobs_per_s")
+            phase["jobs_per_request"] = batch
+            phase["ratio"] = {
+                "of": CEILING,
+                "value": common.ratio(phase["jobs_per_s"], common.ceiling_of(ceiling, CEILING)),
+            }
+            phases.append(phase)
+            report(phase)
+        result = common.base_result("S2 batch_enqueue", stack, args)
+        stats = await common.queue_stats(stack.urls[0], args.queue)
+    result.update(
+        {"phases": phases, "ceiling": ceiling, "queue_available_after": stats.get("available")}
+    )
+    return result
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-async def run(url: str, requests: int, batch: int) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-        warm = [{"type": "bench.warm", "args": [], "options": {"queue": "bench-warm"}}] * 10
-        (await http.post("/ojs/v1/jobs/batch", json={"jobs": warm})).raise_for_status()
-        latencies: list[float] = []
-        started = time.perf_counter()
-        for r in range(requests):
-            jobs = [
-                {"type": "bench.batch", "args": [r, n], "options": {"queue": "bench"}}
-                for n in range(batch)
-            ]
-            t0 = time.perf_counter()
-            response = await http.post("/ojs/v1/jobs/batch", json={"jobs": jobs})
-            latencies.append((time.perf_counter() - t0) * 1000)
-            if response.status_code != 201:
-                raise SystemExit(f"request {r}: {response.status_code} {response.text[:300]}")
-        elapsed = time.perf_counter() - started
-        depth = (await http.get("/ojs/v1/queues/bench/stats")).json()["queue"]["available"]
-    return {
-        "benchmark": "batch_enqueue",
-        "requests": requests,
-        "jobs_per_request": batch,
-        "jobs": requests * batch,
-        "seconds": round(elapsed, 3),
-        "jobs_per_s": round(requests * batch / elapsed),
-        "request_ms_p50": round(statistics.median(latencies), 1),
-        "request_ms_p99": round(percentile(latencies, 0.99), 1),
-        "request_ms_max": round(max(latencies), 1),
-        "queue_available_after": depth,
-    }
+def report(phase: dict[str, Any]) -> None:
+    common.say(
+        f"concurrency {phase['concurrency']}: {phase['ok']:,} requests x "
+        f"{phase['jobs_per_request']:,} jobs in {phase['seconds']:.2f} s"
+    )
+    common.rows(
+        [
+            ("throughput", common.fmt(phase["jobs_per_s"], "jobs/s")),
+            ("per request p50 / p99 / max", common.fmt_latency(phase["latency_ms"])),
+            ("ratio of raw publish, pipelined", common.fmt(phase["ratio"]["value"])),
+            ("cpu (% of one core)", common.fmt_cpu(phase["cpu_pct"])),
+            ("issue #9 target", TARGET),
+            *common.problems(phase),
+        ]
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--url", help="an existing gateway (default: start one)")
-    args = parser.parse_args()
-    with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(local_gateway())
-        result = asyncio.run(run(url, args.requests, args.batch))
-    print(
-        f"batch enqueue: {result['requests']} requests x {result['jobs_per_request']} jobs "
-        f"in {result['seconds']} s"
-    )
-    print(f"  throughput  {result['jobs_per_s']} jobs/s")
-    print(
-        f"  per request p50 {result['request_ms_p50']} ms, p99 {result['request_ms_p99']} ms, "
-        f"max {result['request_ms_max']} ms"
-    )
-    print(json.dumps(result))
+    ap = common.parser(__doc__)
+    ap.add_argument("--requests", type=int, default=0, help="requests per level (100)")
+    ap.add_argument("--batch", type=int, default=0, help="jobs per request (1,000)")
+    ap.add_argument("--concurrency", default="1,4", help="comma-separated levels")
+    ap.add_argument("--max-seconds", type=float, default=0, help="bound per level (120 s)")
+    ap.add_argument("--queue", default="bench")
+    args = ap.parse_args()
+    common.emit(common.run(measure(args)))
 
 
 if __name__ == "__main__":
-    main()
+    common.main_guard(main)

@@ -1,176 +1,236 @@
 """S5: many delayed jobs on durable timers: how late each becomes available, and what the
 timer load costs unrelated traffic.
 
-Starts its own nats-server and gateway processes, measures unrelated push+fetch+ack cycles on an
-idle system, schedules N delayed jobs spread over a window, measures the same unrelated traffic
-while they fire, then reads every promotion (`job.enqueued` event) and prints lateness p50/p99/
-max against the requested time. Prints a table and one JSON line. Not a test: it never fails on
-a slow machine.
+Starts its own nats-server and gateway processes (or uses --url), measures the raw JetStream
+ceiling, then unrelated push + fetch + ack cycles on an idle system; schedules --jobs delayed
+jobs (/jobs/batch, 1,000 per request) with due times spread over --spread seconds; measures
+the same unrelated traffic while they fire; then reads every promotion (`job.enqueued`
+event) and prints lateness p50/p99/max against the requested time, then one JSON line.
+Jobs that were created less than a second before they were due (a slow machine) are left
+out of the lateness figures and counted.
 
-    python benchmarks/delayed_jobs.py [--jobs 100000] [--spread 60] [--gateways 2]
+    .venv/bin/python benchmarks/delayed_jobs.py [--jobs 100000] [--spread 60] [--gateways 2]
+        [--load-seconds 20] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import random
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
+from datetime import UTC, datetime
+from typing import Any
 
-import httpx
+import common
+import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ojs_nats.config import Settings  # noqa: E402
-from ojs_nats.embedded import NatsServer  # noqa: E402
-from ojs_nats.model import envelope, ids  # noqa: E402
-from ojs_nats.service import push  # noqa: E402
-from ojs_nats.service.context import Context  # noqa: E402
-from ojs_nats.storage import Storage  # noqa: E402
-from tests.support import GatewayProcess  # noqa: E402
+QUEUE, UNRELATED = "delayed", "unrelated"
+TARGET = "p99 lateness < 250 ms"
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+def iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-async def unrelated_load(urls: list[str], seconds: float, workers: int = 16) -> dict[str, float]:
-    """Push, fetch and ack unrelated jobs in a loop; cycles per second and cycle latency."""
-    done, latencies = 0, []
-    stop = time.monotonic() + seconds
-
-    async def worker(index: int) -> None:
-        nonlocal done
-        async with httpx.AsyncClient(base_url=urls[index % len(urls)], timeout=30) as http:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
-                await http.post("/ojs/v1/jobs", json={"type": "bench.unrelated", "args": [],
-                                                      "options": {"queue": "unrelated"}})
-                jobs = (await http.post("/ojs/v1/workers/fetch",
-                                        json={"queues": ["unrelated"]})).json()["jobs"]
-                for job in jobs:
-                    await http.post("/ojs/v1/workers/ack", json={"job_id": job["id"]})
-                latencies.append((time.perf_counter() - started) * 1000)
-                done += 1
-
-    began = time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(workers)))
-    elapsed = time.monotonic() - began
-    return {"cycles_per_s": done / elapsed, "p50_ms": pct(latencies, 0.5),
-            "p99_ms": pct(latencies, 0.99)}
+def epoch_ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
 
 
-async def schedule_jobs(settings: Settings, count: int, start_ms: int,
-                        spread_ms: int) -> tuple[dict[str, int], float]:
-    """Create `count` delayed jobs straight through the service layer (no HTTP), concurrently."""
-    storage = await Storage.open(settings, name="bench-scheduler")
-    ctx = Context(storage, settings)
-    due: dict[str, int] = {}
-    began = time.monotonic()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(count):
-        queue.put_nowait(n)
-
-    async def creator() -> None:
-        while not queue.empty():
-            queue.get_nowait()
-            at = start_ms + random.randrange(spread_ms)
-            now = ids.now_ms()
-            body = {"type": "bench.delayed", "args": [],
-                    "options": {"queue": "delayed", "scheduled_at": ids.format_ts(at)}}
-            submission = envelope.parse_submission(body, now)
-            await push.create(ctx, submission, now)
-            due[submission.id] = at
-
-    await asyncio.gather(*(creator() for _ in range(400)))
-    elapsed = time.monotonic() - began
-    await storage.close()
-    return due, count / elapsed
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-async def promotions(url: str, due: dict[str, int]) -> list[float]:
+async def unrelated_load(urls: list[str], seconds: float, clients: int = 16) -> dict[str, Any]:
+    """Push, fetch and ack unrelated jobs in a loop: cycles per second and cycle latency."""
+    push = orjson.dumps(common.job("bench.unrelated", UNRELATED))
+    done, errors, latencies = 0, 0, []
+    deadline = common.Deadline(seconds)
+
+    async def client(index: int, conn: common.Http) -> None:
+        nonlocal done, errors
+        fetch = orjson.dumps({"queues": [UNRELATED], "worker_id": f"unrelated-{index}"})
+        while not deadline.passed:
+            began = time.perf_counter()
+            try:
+                await conn.request("POST", "/ojs/v1/jobs", push)
+                reply = await conn.request("POST", "/ojs/v1/workers/fetch", fetch)
+                for job in (reply.json() or {}).get("jobs") or []:
+                    ack = orjson.dumps({"job_id": job["id"]})
+                    await conn.request("POST", "/ojs/v1/workers/ack", ack)
+            except (common.HttpError, ValueError):
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - began) * 1000)
+            done += 1
+
+    conns = common.connections(urls, clients)
+    began = time.perf_counter()
+    try:
+        await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+    finally:
+        common.close_all(conns)
+    return {
+        "cycles_per_s": common.rate(done, time.perf_counter() - began),
+        "cycle_ms": common.latency_ms(latencies),
+        "errors": errors,
+    }
+
+
+async def schedule(
+    urls: list[str], count: int, start_ms: int, spread_ms: int, deadline: common.Deadline
+) -> tuple[dict[str, float], int, float]:
+    """Create `count` delayed jobs with /jobs/batch (4 requests in flight). Returns the due
+    time of each job created in time (>= 1 s before due), how many were not, and the rate."""
+    due: dict[str, float] = {}
+    late = 0
+    sizes = [min(1000, count - n) for n in range(0, count, 1000)]
+
+    async def sender(conn: common.Http) -> None:
+        nonlocal late
+        while sizes and not deadline.passed:
+            size = sizes.pop()
+            jobs = []
+            for _ in range(size):
+                job = common.job("bench.delayed", QUEUE)
+                job["options"]["scheduled_at"] = iso(start_ms + random.randrange(spread_ms))
+                jobs.append(job)
+            reply = await conn.post("/ojs/v1/jobs/batch", {"jobs": jobs})
+            if reply.status != 201:
+                raise common.HttpError(f"batch: HTTP {reply.status} {reply.body[:300]!r}")
+            created = now_ms()
+            for job in reply.json()["jobs"]:
+                at = epoch_ms(job["scheduled_at"])
+                if at - created >= 1000:
+                    due[job["id"]] = at
+                else:
+                    late += 1
+
+    conns = common.connections(urls, 4)
+    began = time.perf_counter()
+    try:
+        await asyncio.gather(*(sender(c) for c in conns))
+    finally:
+        common.close_all(conns)
+    return due, late, common.rate(len(due) + late, time.perf_counter() - began)
+
+
+async def promotions(url: str, due: dict[str, float], deadline: common.Deadline) -> list[float]:
     """Lateness (ms) of every promotion to available, from the `job.enqueued` events."""
     lateness: list[float] = []
     after = "0"
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-        while True:
-            page = (await http.get("/ojs/v1/events", params={
-                "types": "job.enqueued", "queues": "delayed", "limit": 1000,
-                "after": after})).json()
+    conn = common.Http(url)
+    try:
+        while not deadline.passed:
+            page = (
+                await conn.get(
+                    f"/ojs/v1/events?types=job.enqueued&queues={QUEUE}&limit=1000&after={after}"
+                )
+            ).json()
             for event in page["events"]:
                 at = due.get(event["subject"])
                 if at is not None:
-                    lateness.append(ids.parse_ts(event["time"]) - at)
+                    lateness.append(epoch_ms(event["time"]) - at)
             after = page["cursor"]
             if not page["has_more"] and not page["events"]:
-                return lateness
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100_000)
-    parser.add_argument("--spread", type=int, default=60, help="seconds the due times span")
-    parser.add_argument("--gateways", type=int, default=2)
-    parser.add_argument("--load-seconds", type=float, default=20)
-    args = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="ojs-bench-"))
-    server = NatsServer(workdir / "nats", name="bench").start()
-    namespace = "bench" + os.urandom(3).hex()
-    gateways = [GatewayProcess(server.url, namespace, log_dir=workdir).start()
-                for _ in range(args.gateways)]
-    urls = [g.url for g in gateways]
-    settings = Settings(nats_urls=(server.url,), namespace=namespace)
-    try:
-        idle = await unrelated_load(urls, args.load_seconds)
-        print(f"idle: {idle['cycles_per_s']:.0f} push+fetch+ack cycles/s", flush=True)
-        lead_ms = max(30_000, args.jobs // 3)  # time to create them before the first is due
-        start_ms = ids.now_ms() + lead_ms
-        due, create_rate = await schedule_jobs(settings, args.jobs, start_ms, args.spread * 1000)
-        print(f"scheduled {len(due)} delayed jobs at {create_rate:.0f}/s", flush=True)
-        wait = (start_ms - ids.now_ms()) / 1000
-        if wait < 0:
-            print(f"warning: scheduling overran the lead by {-wait:.1f}s", flush=True)
-        await asyncio.sleep(max(0.0, wait) + 5)
-        loaded = await unrelated_load(urls, args.load_seconds)
-        print(f"while firing: {loaded['cycles_per_s']:.0f} cycles/s", flush=True)
-        remaining = (start_ms + args.spread * 1000 - ids.now_ms()) / 1000
-        await asyncio.sleep(max(0.0, remaining) + 10)
-        lateness = await promotions(urls[0], due)
+                break
     finally:
-        for gateway in gateways:
-            gateway.stop()
-        server.stop()
+        conn.close()
+    return lateness
 
-    result = {
-        "benchmark": "S5 delayed jobs", "jobs": args.jobs, "spread_s": args.spread,
-        "gateways": args.gateways, "promoted": len(lateness),
-        "lateness_ms": {"p50": pct(lateness, 0.5), "p99": pct(lateness, 0.99),
-                        "max": max(lateness) if lateness else None,
-                        "mean": statistics.fmean(lateness) if lateness else None},
-        "schedule_rate_per_s": round(create_rate),
-        "unrelated_idle_cycles_per_s": round(idle["cycles_per_s"]),
-        "unrelated_loaded_cycles_per_s": round(loaded["cycles_per_s"]),
-        "unrelated_ratio": round(loaded["cycles_per_s"] / idle["cycles_per_s"], 3),
-        "unrelated_p99_ms": {"idle": round(idle["p99_ms"], 1),
-                             "loaded": round(loaded["p99_ms"], 1)},
-    }
-    print()
-    print(f"{'promoted':<28}{len(lateness)} of {args.jobs}")
-    print(f"{'lateness p50 / p99 / max':<28}{result['lateness_ms']['p50']:.0f} / "
-          f"{result['lateness_ms']['p99']:.0f} / {result['lateness_ms']['max']:.0f} ms")
-    print(f"{'unrelated idle / loaded':<28}{idle['cycles_per_s']:.0f} / "
-          f"{loaded['cycles_per_s']:.0f} cycles/s (ratio {result['unrelated_ratio']})")
-    print(json.dumps(result))
+
+async def measure(args: Any) -> dict[str, Any]:
+    jobs = args.jobs or (2_000 if args.quick else 100_000)
+    spread = args.spread or (5 if args.quick else 60)
+    load_s = args.load_seconds or (2 if args.quick else 20)
+    with common.stack_from(args) as stack:
+        common.header(
+            f"S5 delayed jobs: {jobs:,} due over {spread} s, {len(stack.urls) or args.gateways} "
+            "gateway(s)",
+            stack,
+            args,
+        )
+        ceiling = await common.measure_ceiling(stack, args)
+        idle = await unrelated_load(stack.urls, load_s)
+        common.say(f"idle: {idle['cycles_per_s']:,.0f} unrelated push+fetch+ack cycles/s")
+        # time to create them before the first is due: 30 s, or 1 s per 3,000 jobs
+        lead_ms = 3_000 if args.quick else max(30_000, jobs // 3)
+        start_ms = now_ms() + lead_ms
+        due, late, create_rate = await schedule(
+            stack.urls, jobs, start_ms, spread * 1000, common.Deadline(lead_ms / 1000 + spread)
+        )
+        common.say(f"scheduled {len(due) + late:,} delayed jobs at {create_rate:,.0f}/s")
+        if late:
+            common.say(f"   {late:,} created less than 1 s before due: left out of the lateness")
+        await asyncio.sleep(max(0.0, (start_ms - now_ms()) / 1000) + min(5, spread / 5))
+        with common.CpuMeter(stack.cpu_groups()) as cpu:
+            loaded = await unrelated_load(stack.urls, load_s)
+        common.say(f"while firing: {loaded['cycles_per_s']:,.0f} cycles/s")
+        remaining = (start_ms + spread * 1000 - now_ms()) / 1000
+        await asyncio.sleep(max(0.0, remaining) + (3 if args.quick else 10))
+        lateness = await promotions(stack.urls[0], due, common.Deadline(120))
+        result = common.base_result("S5 delayed_jobs", stack, args)
+
+    ratio_unrelated = common.ratio(loaded["cycles_per_s"], idle["cycles_per_s"])
+    result.update(
+        {
+            "jobs": jobs,
+            "spread_s": spread,
+            "measured": len(due),
+            "created_late": late,
+            "promoted": len(lateness),
+            "lateness_ms": {
+                **common.latency_ms(lateness),
+                "mean": round(statistics.fmean(lateness), 3) if lateness else None,
+            },
+            "schedule_jobs_per_s": create_rate,
+            "unrelated": {"idle": idle, "while_firing": loaded, "ratio": ratio_unrelated},
+            "cpu_pct_while_firing": cpu.result,
+            "ceiling": ceiling,
+            "ratio": {
+                "schedule": {
+                    "of": "publish_pipelined_per_s",
+                    "value": common.ratio(
+                        create_rate, common.ceiling_of(ceiling, "publish_pipelined_per_s")
+                    ),
+                }
+            },
+            "complete": len(lateness) == len(due),
+        }
+    )
+    common.say("")
+    common.rows(
+        [
+            ("promoted (of measured jobs)", f"{len(lateness):,} of {len(due):,}"),
+            ("lateness p50 / p99 / max", common.fmt_latency(result["lateness_ms"])),
+            (
+                "unrelated cycles/s idle / firing",
+                f"{idle['cycles_per_s']:,.0f} / {loaded['cycles_per_s']:,.0f} "
+                f"(ratio {common.fmt(ratio_unrelated)})",
+            ),
+            (
+                "unrelated cycle p99 idle / firing",
+                f"{common.fmt(idle['cycle_ms']['p99'])} / "
+                f"{common.fmt(loaded['cycle_ms']['p99'])} ms",
+            ),
+            ("cpu while firing (% of a core)", common.fmt_cpu(cpu.result)),
+            ("issue #9 target", TARGET),
+            *common.problems(result),
+        ]
+    )
+    return result
+
+
+def main() -> None:
+    ap = common.parser(__doc__)
+    ap.set_defaults(gateways=2)
+    ap.add_argument("--jobs", type=int, default=0, help="delayed jobs (100,000)")
+    ap.add_argument("--spread", type=int, default=0, help="seconds the due times span (60)")
+    ap.add_argument("--load-seconds", type=float, default=0, help="unrelated load phases (20)")
+    args = ap.parse_args()
+    common.emit(common.run(measure(args)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    common.main_guard(main)

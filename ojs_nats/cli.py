@@ -34,6 +34,11 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _workers(settings: Settings) -> int:
+    """Gateway processes: OJS_WORKERS, or one per CPU core (the gateway is CPU-bound)."""
+    return settings.workers or os.cpu_count() or 1
+
+
 def _run_gateway(settings: Settings) -> None:
     """Serve the app; uvicorn builds it in each worker process from the environment."""
     # uvicorn re-raises the SIGTERM it shut down for once it is done; the default action would
@@ -44,7 +49,7 @@ def _run_gateway(settings: Settings) -> None:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
+        workers=_workers(settings) if _workers(settings) > 1 else None,
         log_level=settings.log_level,
         access_log=False,
         loop="auto",
@@ -202,9 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = os.environ.get("OJS_LOG_LEVEL", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # httpx logs every request of a worker at INFO.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -55,7 +55,7 @@ class Settings:
     #: so load balancers see the failing probe first (Kubernetes: a few seconds).
     shutdown_delay_s: float = 0.0
     #: Uvicorn worker processes.
-    workers: int = 1
+    workers: int = 0
     log_level: str = "info"
     #: Name used in event `source` URIs.
     service_name: str = "ojs-nats"

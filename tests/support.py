@@ -43,6 +43,9 @@ class GatewayProcess:
     def start(self, timeout: float = 30.0) -> GatewayProcess:
         env = {**os.environ, "NATS_URL": self.nats_url, "OJS_NAMESPACE": self.namespace,
                "OJS_PORT": str(self.port), "OJS_HOST": "127.0.0.1", "OJS_LOG_LEVEL": "warning",
+               # One process per gateway in tests (the default is one per core), so a test's
+               # replicas are exactly the processes it started.
+               "OJS_WORKERS": "1",
                **self.extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "ojs_nats.cli", "serve"],

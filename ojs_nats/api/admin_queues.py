@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from ojs_nats.api.http import context, json_body, ojs_response
 from ojs_nats.api.queues import checked_name
-from ojs_nats.errors import InvalidRequestError
+from ojs_nats.errors import InvalidRequestError, NotFoundError
 from ojs_nats.service import queue_config, queues, stats
 from ojs_nats.service.context import Context
 
@@ -38,14 +38,12 @@ async def get_queue(request: Request, name: str) -> Response:
     return ojs_response(await _detail(context(request), checked_name(name)))
 
 
-@router.post("/{name}/pause")
-async def pause(request: Request, name: str) -> Response:
-    return await _set_paused(request, name, True)
-
-
-@router.post("/{name}/resume")
-async def resume(request: Request, name: str) -> Response:
-    return await _set_paused(request, name, False)
+@router.post("/{name}/{action}")
+async def pause_or_resume(request: Request, name: str, action: str) -> Response:
+    """`POST .../{name}/pause` and `POST .../{name}/resume`."""
+    if action not in ("pause", "resume"):
+        raise NotFoundError(f"No admin queue action '{action}'; use pause or resume.")
+    return await _set_paused(request, name, action == "pause")
 
 
 @router.put("/{name}/config")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ojs_nats.api import errors
 from ojs_nats.api.http import context, json_body, ojs_response, optional_int
 from ojs_nats.errors import InvalidRequestError, NotFoundError
 from ojs_nats.model import envelope, fairness, ids
@@ -14,8 +15,9 @@ from ojs_nats.service import ack, beat, fail, fetch
 
 router = APIRouter(prefix="/ojs/v1/workers")
 
-#: Most jobs one fetch may claim.
+#: Most jobs one fetch may claim, and one batch ACK may settle.
 MAX_FETCH = 1000
+MAX_ACK_BATCH = 1000
 
 
 @router.post("/fetch")
@@ -26,6 +28,43 @@ async def fetch_route(request: Request) -> Response:
 @router.post("/ack")
 async def ack_route(request: Request) -> Response:
     return await ack_job(request, await json_body(request))
+
+
+@router.post("/ack/batch")
+async def ack_batch_route(request: Request) -> Response:
+    """Extension: many ACKs in one request (`{"acks": [{"job_id", "result"}], "worker_id"}`).
+
+    Each item is settled exactly as `POST /workers/ack` would; the answer lists every outcome,
+    failures in the OJS error shape. Saves a request per job for workers that batch.
+    """
+    body = await json_body(request)
+    items = body.get("acks")
+    if not isinstance(items, list) or not items or len(items) > MAX_ACK_BATCH:
+        raise InvalidRequestError(
+            f"The 'acks' field must be an array of 1 to {MAX_ACK_BATCH} acks.", field="acks"
+        )
+    if not all(isinstance(item, dict) for item in items):
+        raise InvalidRequestError("Each ack must be an object with a 'job_id'.", field="acks")
+    acks = [(_job_id(item), item.get("result")) for item in items]
+    outcomes = await ack.ack_many(context(request), acks, _worker_id(body))
+    request_id = errors.request_id(request)
+    results: list[dict[str, Any]] = []
+    for (job_id, _), outcome in zip(acks, outcomes, strict=True):
+        if isinstance(outcome, dict):
+            results.append(
+                {
+                    "job_id": job_id,
+                    "acknowledged": True,
+                    "state": outcome["state"],
+                    "completed_at": outcome.get("completed_at"),
+                }
+            )
+        else:
+            results.append(
+                {"job_id": job_id, "acknowledged": False, "error": outcome.to_body(request_id)}
+            )
+    done = sum(1 for r in results if r["acknowledged"])
+    return ojs_response({"results": results, "acknowledged": done, "failed": len(results) - done})
 
 
 @router.post("/nack")

@@ -101,9 +101,18 @@ def new_record(sub: Submission, now: int) -> Change:
 
 
 def claim(
-    record: Record, now: int, worker_id: str | None, visibility_ms: int, timeout_ms: int | None
+    record: Record,
+    now: int,
+    worker_id: str | None,
+    visibility_ms: int,
+    timeout_ms: int | None,
+    grouped: bool = False,
 ) -> Change:
-    """available -> active: the fetcher takes the job (one more attempt)."""
+    """available -> active: the fetcher takes the job (one more attempt).
+
+    `grouped`: the lease is watched by the fetch's shared lease timer (see service/leases.py),
+    so the change asks for no timer of its own.
+    """
     before = _state(record)
     lifecycle.check(before, State.ACTIVE, _id(record), "fetch")
     rec = _next_step(record)
@@ -125,11 +134,13 @@ def claim(
         "exec_deadline": now + limit if limit else None,
         "started_ms": now,
     }
+    if grouped:
+        sys["lease"]["grouped"] = True
     sys["ready_seq"] = None
     sys["scheduled_ms"] = None
     sys["next_attempt_ms"] = None
     event = Event("job.started", {"worker_id": worker_id, "attempt": job["attempt"]})
-    return Change(rec, before, State.ACTIVE, [event], wake_at=next_wake(rec))
+    return Change(rec, before, State.ACTIVE, [event], wake_at=own_timer(rec))
 
 
 def complete(record: Record, now: int, result: Any, worker_id: str | None) -> Change:
@@ -298,6 +309,14 @@ def timer_key(record: Record) -> str:
 def parse_timer_key(key: str) -> tuple[str, int]:
     job_id, _, step = key.rpartition(".")
     return job_id, int(step)
+
+
+def own_timer(record: Record) -> int | None:
+    """When the job's *own* timer must fire: `next_wake`, except for a lease that a shared
+    lease timer watches (nothing to arm or disarm per job then)."""
+    if _state(record) == State.ACTIVE and (record["sys"].get("lease") or {}).get("grouped"):
+        return None
+    return next_wake(record)
 
 
 def next_wake(record: Record) -> int | None:

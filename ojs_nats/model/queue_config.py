@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ojs_nats.errors import InvalidRequestError, UnsupportedError
+from ojs_nats.errors import UnsupportedError
 from ojs_nats.model import rates
 from ojs_nats.model.durations import parse_duration_ms
 from ojs_nats.model.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
@@ -206,14 +206,8 @@ def duration_s(value: str) -> int:
     return parse_duration_ms(value) // 1000
 
 
-def _count(value: object, field: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _bad(field, f"{field} must be an integer of at least {minimum}.")
-    return value
-
-
-def _bad(field: str, message: str) -> InvalidRequestError:
-    return InvalidRequestError(message, field=field)
+_count = rates.checked_count
+_bad = rates.bad
 
 
 _PARSERS: dict[str, Any] = {

@@ -100,31 +100,31 @@ def parse_job_limit(raw: object, queue: str) -> JobLimit | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _bad("rate_limit", "The 'rate_limit' field must be an object.")
+        raise bad("rate_limit", "The 'rate_limit' field must be an object.")
     unknown = sorted(set(raw) - _JOB_FIELDS)
     if unknown:
-        raise _bad("rate_limit", f"rate_limit has unknown fields: {', '.join(unknown)}.")
+        raise bad("rate_limit", f"rate_limit has unknown fields: {', '.join(unknown)}.")
     key = raw.get("key")
     if key is not None and (
         not isinstance(key, str) or len(key) > MAX_KEY_LEN or not KEY_RE.match(key)
     ):
-        raise _bad("rate_limit.key", "rate_limit.key must match ^[a-zA-Z0-9][a-zA-Z0-9._:-]*$.")
+        raise bad("rate_limit.key", "rate_limit.key must match ^[a-zA-Z0-9][a-zA-Z0-9._:-]*$.")
     rate = parse_rate(raw.get("rate"), "rate_limit.rate")
     if raw.get("max_per_second") is not None:
-        per_second = _count(raw["max_per_second"], "rate_limit.max_per_second", minimum=1)
+        per_second = checked_count(raw["max_per_second"], "rate_limit.max_per_second", minimum=1)
         rate = Rate(per_second, 1_000)
     if raw.get("limit") is not None or raw.get("period") is not None:
         rate = parse_rate({"limit": raw.get("limit"), "period": raw.get("period")}, "rate_limit")
     on_limit = raw.get("on_limit", "wait")
     if on_limit not in ON_LIMIT:
-        raise _bad("rate_limit.on_limit", "rate_limit.on_limit must be wait, reschedule or drop.")
+        raise bad("rate_limit.on_limit", "rate_limit.on_limit must be wait, reschedule or drop.")
     concurrency = raw.get("concurrency")
     return JobLimit(
         key=key,
         queue=queue,
         concurrency=None
         if concurrency is None
-        else _count(concurrency, "rate_limit.concurrency", minimum=0),
+        else checked_count(concurrency, "rate_limit.concurrency", minimum=0),
         rate=rate,
         throttle=parse_rate(raw.get("throttle"), "rate_limit.throttle", burst=False),
         on_limit=str(on_limit),
@@ -136,27 +136,30 @@ def parse_rate(raw: object, field: str, burst: bool = True) -> Rate | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise _bad(field, f"{field} must be an object with limit and period.")
+        raise bad(field, f"{field} must be an object with limit and period.")
     if raw.get("max_per_second") is not None and raw.get("limit") is None:
-        return Rate(_count(raw["max_per_second"], f"{field}.max_per_second", 1), 1_000, burst)
-    limit = _count(raw.get("limit"), f"{field}.limit", minimum=1)
+        return Rate(
+            checked_count(raw["max_per_second"], f"{field}.max_per_second", 1), 1_000, burst
+        )
+    limit = checked_count(raw.get("limit"), f"{field}.limit", minimum=1)
     period = raw.get("period")
     if not isinstance(period, str):
-        raise _bad(f"{field}.period", f"{field}.period must be an ISO 8601 duration like PT1M.")
+        raise bad(f"{field}.period", f"{field}.period must be an ISO 8601 duration like PT1M.")
     try:
         period_ms = parse_duration_ms(period)
     except ValueError as exc:
-        raise _bad(f"{field}.period", f"{field}.period: {exc}.") from exc
+        raise bad(f"{field}.period", f"{field}.period: {exc}.") from exc
     if period_ms <= 0:
-        raise _bad(f"{field}.period", f"{field}.period must be longer than zero.")
+        raise bad(f"{field}.period", f"{field}.period must be longer than zero.")
     return Rate(limit, period_ms, burst)
 
 
-def _count(value: object, field: str, minimum: int) -> int:
+def checked_count(value: object, field: str, minimum: int) -> int:
+    """An integer (not a bool) of at least `minimum`, else a 400 naming `field`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _bad(field, f"{field} must be an integer of at least {minimum}.")
+        raise bad(field, f"{field} must be an integer of at least {minimum}.")
     return value
 
 
-def _bad(field: str, message: str) -> InvalidRequestError:
+def bad(field: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(message, field=field)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from ojs_nats.errors import OjsError
 from ojs_nats.model import job as jobs
 from ojs_nats.service.apply import transition
 from ojs_nats.service.context import Context
@@ -14,3 +16,17 @@ async def ack(ctx: Context, job_id: str, result: Any, worker_id: str | None) -> 
         ctx, job_id, lambda record, now: jobs.complete(record, now, result, worker_id)
     )
     return change.job
+
+
+async def ack_many(
+    ctx: Context, acks: list[tuple[str, Any]], worker_id: str | None
+) -> list[dict[str, Any] | OjsError]:
+    """Several ACKs at once, each exactly as `ack` (one job's failure is its own answer)."""
+
+    async def one(job_id: str, result: Any) -> dict[str, Any] | OjsError:
+        try:
+            return await ack(ctx, job_id, result, worker_id)
+        except OjsError as exc:
+            return exc
+
+    return list(await asyncio.gather(*(one(job_id, result) for job_id, result in acks)))

@@ -115,7 +115,7 @@ def _follow_ups(
     job = change.record["job"]
     queue, job_id = str(job["queue"]), str(job["id"])
     work: list[Awaitable[Any]] = [
-        st.events.append(queue, event_envelope(ctx, change, e)) for e in change.events
+        st.events.append_many(queue, [event_envelope(ctx, change, e) for e in change.events])
     ]
     deltas = {str(change.after): 1}
     if change.before is not None:
@@ -126,7 +126,7 @@ def _follow_ups(
     elif change.dead_letter is False:
         work.append(st.dead.remove(queue, job_id))
     if previous is not None and change.step != int(previous["sys"]["step"]):
-        if jobs.next_wake(previous) is not None and not timer_fired:
+        if jobs.own_timer(previous) is not None and not timer_fired:
             work.append(st.timers.disarm(TIMER_KIND, jobs.timer_key(previous)))
         seq = previous["sys"].get("ready_seq")
         if change.before == State.AVAILABLE and change.after != State.ACTIVE and seq:

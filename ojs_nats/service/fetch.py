@@ -8,12 +8,13 @@ record, after its concurrency slots (if any) and the lease timer; the entry is a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ojs_nats.model import job as jobs
 from ojs_nats.model import rates
 from ojs_nats.model.lifecycle import State
-from ojs_nats.service import limits
+from ojs_nats.service import leases, limits
 from ojs_nats.service.apply import commit
 from ojs_nats.service.context import Context
 from ojs_nats.storage import ReadyEntry, RevisionConflict, Stored
@@ -79,8 +80,9 @@ async def _from_queue(
             wait_ms = 0
             if not entries:
                 break
+            group = leases.LeaseGroup(ctx, len(entries))
             results = await asyncio.gather(
-                *(_claim(ctx, e, worker_id, visibility_ms, gate) for e in entries)
+                *(_claim(ctx, e, worker_id, visibility_ms, gate, group) for e in entries)
             )
             got = [job for job in results if isinstance(job, dict)]
             gate.started += len(got)
@@ -100,6 +102,33 @@ async def _claim(
     worker_id: str | None,
     visibility_ms: int | None,
     gate: limits.Gate,
+    group: leases.LeaseGroup,
+) -> dict[str, Any] | str | None:
+    """Claim one entry's job; every path tells `group` whether it claims (see leases.py)."""
+    joined = False
+
+    async def covered(change: jobs.Change) -> bool:
+        nonlocal joined
+        if joined:
+            return False  # a retried claim: the group was armed without it
+        joined = True
+        due = jobs.next_wake(change.record) or ctx.clock()
+        return await group.join(entry.job_id, change.step, due)
+
+    try:
+        return await _claim_once(ctx, entry, worker_id, visibility_ms, gate, covered)
+    finally:
+        if not joined:
+            await group.leave()
+
+
+async def _claim_once(
+    ctx: Context,
+    entry: ReadyEntry,
+    worker_id: str | None,
+    visibility_ms: int | None,
+    gate: limits.Gate,
+    covered: Callable[[jobs.Change], Awaitable[bool]],
 ) -> dict[str, Any] | str | None:
     ready = ctx.storage.ready
     for _ in range(MAX_CLAIM_ATTEMPTS):
@@ -126,9 +155,12 @@ async def _claim(
         if wait_ms:
             return await _held_back(ctx, entry, stored, wait_ms, own_limit)
         visibility, timeout = _lease(ctx, record, visibility_ms)
-        change = jobs.claim(record, now, worker_id, visibility, timeout)
+        change = jobs.claim(record, now, worker_id, visibility, timeout, grouped=True)
         change.record["sys"]["slots"] = limits.slot_records(slots) or None
         try:
+            if not await covered(change):  # no shared lease timer: the job gets its own
+                change = jobs.claim(record, now, worker_id, visibility, timeout)
+                change.record["sys"]["slots"] = limits.slot_records(slots) or None
             await commit(ctx, change, stored)
         except RevisionConflict:
             await limits.free_all(ctx, slots)

@@ -48,7 +48,7 @@ class Storage:
         self.settings = settings
         self.names = Names(settings.namespace)
         self.batches = BatchReplies(conn)
-        self.jobs = JobRecords(conn, self.names)
+        self.jobs = JobRecords(conn, self.names, self.batches)
         self.ready = ReadyIndex(conn, self.names, self.batches)
         self.timers = Timers(conn, self.names)
         self.events = EventLog(conn, self.names, self.batches)
@@ -66,6 +66,7 @@ class Storage:
     @classmethod
     async def open(cls, settings: Settings, name: str = "ojs-nats-gateway") -> Storage:
         conn = await Connection.open(settings.nats_urls, name=name)
+        conn.leader_reads = settings.replicas > 1
         storage = cls(conn, settings)
         try:
             await provision.provision(conn, settings)

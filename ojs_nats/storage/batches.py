@@ -72,3 +72,8 @@ class BatchReplies:
             "batch": batch,
         }
         return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, batch)
+
+    async def get_last_many(self, stream: str, subjects: list[str]) -> list[Msg]:
+        """The last message of each of `subjects` that has one, in one request."""
+        body: dict[str, object] = {"multi_last": subjects, "batch": len(subjects)}
+        return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, len(subjects))

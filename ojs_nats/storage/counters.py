@@ -7,7 +7,6 @@ A crash between a job's transition and its counter update can leave a count off 
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping
 
@@ -15,6 +14,7 @@ import orjson
 
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.coalesce import GroupCommit
 from ojs_nats.storage.connection import Connection
 
 
@@ -23,16 +23,20 @@ class Counters:
         self._conn = conn
         self._names = names
         self._batches = batches
+        self._commits: GroupCommit[tuple[str, int]] = GroupCommit(self._send)
 
     async def add(self, queue: str, deltas: Mapping[str, int]) -> None:
-        await asyncio.gather(
-            *(
-                self._conn.store(
-                    self._names.counter_subject(queue, state), b"", {n.INCREMENT: f"{delta:+d}"}
-                )
-                for state, delta in deltas.items()
-                if delta
-            )
+        """Apply increments; concurrent callers' increments are merged per counter."""
+        await self._commits.submit(
+            [(self._names.counter_subject(queue, state), d) for state, d in deltas.items() if d]
+        )
+
+    async def _send(self, items: list[tuple[str, int]]) -> None:
+        merged: dict[str, int] = {}
+        for subject, delta in items:
+            merged[subject] = merged.get(subject, 0) + delta
+        await self._conn.store_many(
+            [(subject, b"", {n.INCREMENT: f"{d:+d}"}) for subject, d in merged.items() if d]
         )
 
     async def read(self, queue: str | None = None) -> dict[str, Counter[str]]:

@@ -13,6 +13,7 @@ import orjson
 
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.coalesce import GroupCommit
 from ojs_nats.storage.connection import Connection
 
 #: Stored events examined per read at most (filters are applied to these).
@@ -25,9 +26,19 @@ class EventLog:
         self._conn = conn
         self._names = names
         self._batches = batches
+        self._commits: GroupCommit[tuple[str, bytes]] = GroupCommit(self._send)
 
     async def append(self, queue: str, event: dict[str, Any]) -> None:
-        await self._conn.store(self._names.event_subject(queue, event["type"]), orjson.dumps(event))
+        await self.append_many(queue, [event])
+
+    async def append_many(self, queue: str, events: list[dict[str, Any]]) -> None:
+        """Append in order; events appended concurrently elsewhere go in the same send."""
+        await self._commits.submit(
+            [(self._names.event_subject(queue, e["type"]), orjson.dumps(e)) for e in events]
+        )
+
+    async def _send(self, items: list[tuple[str, bytes]]) -> None:
+        await self._conn.store_many([(subject, payload, None) for subject, payload in items])
 
     async def read(
         self, types: Iterable[str], queues: Iterable[str], after_seq: int, limit: int

@@ -14,6 +14,7 @@ import orjson
 
 from ojs_nats.storage import kv
 from ojs_nats.storage import names as n
+from ojs_nats.storage.batches import BatchReplies
 from ojs_nats.storage.connection import Connection, RevisionConflict
 
 
@@ -25,10 +26,15 @@ class Stored:
     revision: int
 
 
+#: Subjects per multi-subject direct get (the server accepts up to 1,024).
+MULTI_GET_LIMIT = 500
+
+
 class JobRecords:
-    def __init__(self, conn: Connection, names: n.Names) -> None:
+    def __init__(self, conn: Connection, names: n.Names, batches: BatchReplies) -> None:
         self._conn = conn
         self._names = names
+        self._batches = batches
 
     def _subject(self, job_id: str) -> str:
         return self._names.kv_subject(self._names.jobs_bucket, job_id)
@@ -41,6 +47,20 @@ class JobRecords:
         if headers.get("KV-Operation") in ("DEL", "PURGE"):
             return None
         return Stored(orjson.loads(msg.data), int(headers["Nats-Sequence"]))
+
+    async def get_many(self, job_ids: list[str]) -> dict[str, Stored]:
+        """Several records in one request (absent, deleted or expired ones are left out)."""
+        found: dict[str, Stored] = {}
+        prefix = self._names.kv_subject(self._names.jobs_bucket, "")
+        for start in range(0, len(job_ids), MULTI_GET_LIMIT):
+            subjects = [self._subject(j) for j in job_ids[start : start + MULTI_GET_LIMIT]]
+            for msg in await self._batches.get_last_many(self._names.jobs_stream, subjects):
+                headers = msg.headers or {}
+                if not msg.data or headers.get("KV-Operation") in ("DEL", "PURGE"):
+                    continue
+                job_id = str(headers.get("Nats-Subject", ""))[len(prefix) :]
+                found[job_id] = Stored(orjson.loads(msg.data), int(headers["Nats-Sequence"]))
+        return found
 
     async def entry(self, job_id: str) -> kv.Entry:
         """The record as a KV entry: absent ones carry the revision a create must expect."""

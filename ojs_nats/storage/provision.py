@@ -7,12 +7,18 @@ docs/architecture.md; this module is its executable form.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 from ojs_nats.config import Settings
+from ojs_nats.errors import StorageUnavailableError
 from ojs_nats.storage import names as n
 from ojs_nats.storage import throughput
 from ojs_nats.storage.connection import Connection, JetStreamError
+
+log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 #: JetStream's "stream name already in use with a different configuration".
@@ -174,8 +180,28 @@ async def ensure_consumer(
     )
 
 
-async def provision(conn: Connection, settings: Settings) -> None:
-    """Create or update everything; safe to run concurrently from every replica."""
+async def provision(conn: Connection, settings: Settings, patience_s: float = 60.0) -> None:
+    """Create or update everything; safe to run concurrently from every replica.
+
+    A cluster that is still forming (no meta leader yet, peers not all known) refuses stream
+    creation for a few seconds; that is retried for up to `patience_s` instead of failing the
+    gateway's start.
+    """
+    deadline = time.monotonic() + patience_s
+    delay = 0.2
+    while True:
+        try:
+            await _provision_once(conn, settings)
+            return
+        except (JetStreamError, StorageUnavailableError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("JetStream not ready to provision yet (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+
+async def _provision_once(conn: Connection, settings: Settings) -> None:
     names = n.Names(settings.namespace)
     for config in stream_configs(settings):
         await ensure_stream(conn, config)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from ojs_nats.service import cron, finish, wake, workflows
+from ojs_nats.service import cron, finish, leases, wake, workflows
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
 
@@ -29,6 +29,7 @@ HANDLERS: dict[str, Handler] = {
     "finished": finish.on_job_finished,
     "cron": cron.on_tick,
     "workflow": workflows.on_repair,
+    "lease": leases.on_lease_timer,
 }
 
 

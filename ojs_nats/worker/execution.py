@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ojs_nats.worker import outcome as outcomes
+from ojs_nats.worker.acks import AckBatcher
 from ojs_nats.worker.context import JobContext
 from ojs_nats.worker.middleware import Chain
 from ojs_nats.worker.registry import Registry
@@ -57,6 +58,8 @@ class Runner:
     transport: Transport
     worker_id: str
     report_timeout_s: float
+    #: ACKs go through a batcher (one request for many jobs when the server allows it).
+    acks: AckBatcher
 
     async def run(self, execution: Execution) -> None:
         result = await self._outcome(execution.ctx)
@@ -95,7 +98,7 @@ class Runner:
         operation = "ack" if isinstance(result, outcomes.Success) else "nack"
         try:
             if isinstance(result, outcomes.Success):
-                reply = await self.transport.ack(ctx.id, self.worker_id, result.result, deadline)
+                reply = await self.acks.ack(ctx.id, result.result, deadline)
             else:
                 reply = await self.transport.fail(ctx.id, self.worker_id, result.error, deadline)
         except TransportError as exc:

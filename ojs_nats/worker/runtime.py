@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from ojs_nats.model import ids
 from ojs_nats.worker import outcome as outcomes
+from ojs_nats.worker.acks import AckBatcher
 from ojs_nats.worker.context import JobContext
 from ojs_nats.worker.execution import Execution, Phase, Runner
 from ojs_nats.worker.heartbeat import Heartbeat
@@ -169,6 +170,7 @@ class Worker:
             self._transport,
             self.worker_id,
             settings.report_timeout_s,
+            AckBatcher(self._transport, self.worker_id),
         )
 
     async def _serve(self) -> int:
@@ -206,8 +208,14 @@ class Worker:
         while self.state is not WorkerState.TERMINATE:
             self._wakeup.clear()
             free = min(settings.concurrency - len(self._executions), MAX_FETCH_COUNT)
-            if self.state is WorkerState.QUIET or free <= 0:
-                await self._wakeup.wait()  # a state change or a freed slot
+            if (
+                self.state is WorkerState.QUIET
+                or free <= 0
+                or (self._executions and free < _refill_at(settings.concurrency))
+            ):
+                # Wait for a state change or more free slots: one fetch for many slots costs
+                # the gateway far less than one per freed slot.
+                await self._wakeup.wait()
                 continue
             try:
                 jobs = await self._transport.fetch(
@@ -318,3 +326,8 @@ async def _wait_until(tasks: set[asyncio.Task[None]], deadline: float) -> None:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _refill_at(concurrency: int) -> int:
+    """Free slots worth a fetch while other jobs still run (a quarter, at most 25)."""
+    return max(1, min(concurrency // 4, 25))

@@ -113,7 +113,9 @@ def test_gateway_env_is_exactly_the_readme_variables_with_their_defaults() -> No
     expected = {name: readme[name] for name in env}
     # Differences a cluster needs, each documented in the README's table.
     expected |= {"NATS_URL": f"nats://{NATS}.{helm.NAMESPACE}.svc.cluster.local:4222",
-                 "OJS_HOST": "0.0.0.0", "OJS_REPLICAS": "3"}
+                 "OJS_HOST": "0.0.0.0", "OJS_REPLICAS": "3",
+                 # one process per pod: a pod's CPU share, not the node's cores; scale by pods
+                 "OJS_WORKERS": "1"}
     assert env == expected
     # And the gateway's own parser agrees: every rendered value is one it accepts, and the
     # untouched ones are its defaults.
@@ -122,7 +124,7 @@ def test_gateway_env_is_exactly_the_readme_variables_with_their_defaults() -> No
     for field in ("port", "namespace", "max_body_bytes", "default_visibility_timeout_ms",
                   "default_timeout_ms", "finished_retention_s", "dead_letter_retention_s",
                   "events_max_age_s", "events_max_count", "enable_test_reset",
-                  "drain_timeout_s", "workers", "log_level", "service_name"):
+                  "drain_timeout_s", "log_level", "service_name"):
         assert getattr(settings, field) == getattr(defaults, field), field
 
 

@@ -134,3 +134,22 @@ async def test_test_reset_is_absent_unless_enabled(nats_server):
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=transport, base_url="http://gateway") as http:
         assert_ojs_error(await http.post("/ojs/v1/admin/reset"), 404, "not_found")
+
+
+@pytest.mark.parametrize(("method", "path", "target"), [
+    ("GET", "/ojs/v1/jobs/01941ad4-8b2e-7c3a-b5d1-f0e2a3b4c5d6", "ojs_nats.service.info.info"),
+    ("POST", "/ojs/v1/workers/ack", "ojs_nats.service.ack.ack"),  # served by the fast path
+])
+async def test_unexpected_errors_are_500_in_ojs_shape_without_internals(
+        client, monkeypatch, method, path, target):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    module, _, name = target.rpartition(".")
+    monkeypatch.setattr(__import__(module, fromlist=[name]), name, broken)
+    body = {"job_id": "01941ad4-8b2e-7c3a-b5d1-f0e2a3b4c5d6"} if method == "POST" else None
+    response = await client.request(method, path, json=body,
+                                    headers={"x-request-id": "req-500"})
+    error = assert_ojs_error(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert error["request_id"] == "req-500"

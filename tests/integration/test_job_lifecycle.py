@@ -191,3 +191,46 @@ async def test_health_and_manifest(client):
 async def test_request_id_is_echoed(client):
     response = await client.get("/ojs/v1/health", headers={"x-request-id": "req-abc"})
     assert response.headers["x-request-id"] == "req-abc"
+
+
+async def test_batch_ack_settles_each_job_as_a_single_ack_would(client):
+    pushed = [await push(client, "batch-ack", n=i) for i in range(3)]
+    fetched = await fetch(client, "batch-ack", count=2, worker_id="w-b")
+    waiting = next(j for j in pushed if j["id"] not in {f["id"] for f in fetched})
+    response = await client.post("/ojs/v1/workers/ack/batch", json={"worker_id": "w-b", "acks": [
+        {"job_id": fetched[0]["id"], "result": {"n": 0}},
+        {"job_id": fetched[1]["id"]},
+        {"job_id": waiting["id"]},  # not active: refused, like a single ACK
+        {"job_id": "01941ad4-8b2e-7c3a-b5d1-f0e2a3b4c5d6"},  # unknown
+    ]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["acknowledged"], body["failed"]) == (2, 2)
+    results = body["results"]
+    assert [r["acknowledged"] for r in results] == [True, True, False, False]
+    assert results[2]["error"]["code"] == "conflict"
+    assert results[3]["error"]["code"] == "not_found"
+    assert (await state(client, fetched[0]["id"]))["result"] == {"n": 0}
+    assert (await state(client, waiting["id"]))["state"] == "available"
+    for bad in ({"acks": []}, {"acks": "x"}, {"acks": [1]}, {"acks": [{}]}):
+        assert (await client.post("/ojs/v1/workers/ack/batch", json=bad)).status_code == 400
+
+
+async def test_one_shared_lease_timer_requeues_every_expired_job_of_a_fetch(client):
+    pushed = [await push(client, "lease-group", n=i, visibility_timeout_ms=500) for i in range(6)]
+    claimed = await fetch(client, "lease-group", count=6, worker_id="w-lg")
+    assert {j["id"] for j in claimed} == {j["id"] for j in pushed}
+    await client.post("/ojs/v1/workers/ack", json={"job_id": claimed[0]["id"]})
+    keep = claimed[1]["id"]
+    for _ in range(3):  # one job's lease is kept alive past the group's deadline
+        await asyncio.sleep(0.3)
+        await client.post("/ojs/v1/workers/heartbeat",
+                          json={"worker_id": "w-lg", "active_jobs": [keep]})
+    states = {j["id"]: (await state(client, j["id"]))["state"] for j in claimed}
+    assert states[claimed[0]["id"]] == "completed"
+    assert states[keep] == "active"
+    assert [states[j["id"]] for j in claimed[2:]] == ["available"] * 4
+    again = await fetch(client, "lease-group", count=10)
+    assert {j["id"] for j in again} == {j["id"] for j in claimed[2:]}
+    assert all(j["attempt"] == 2 for j in again)
+    await wait_for_state(client, keep, "available", 3)  # the kept one expires on its own later

@@ -150,6 +150,9 @@ async def test_admin_api_spelling_of_the_same_settings(client):
     bp = await client.put("/ojs/v1/admin/queues/adm-q/config",
                           json={"backpressure": {"max_depth": 5, "strategy": "block"}})
     assert bp.json()["configuration"]["backpressure"]["strategy"] == "block"
+    resumed = await client.post("/ojs/v1/admin/queues/adm-q/resume")
+    assert resumed.json()["paused"] is False
+    assert_ojs_error(await client.post("/ojs/v1/admin/queues/adm-q/drain"), 404, "not_found")
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code"), [

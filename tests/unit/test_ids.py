@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 
 from ojs_nats.model import ids
@@ -30,6 +32,14 @@ def test_is_uuid7_rejects(bad):
 def test_format_ts_is_rfc3339_utc_with_milliseconds():
     assert ids.format_ts(0) == "1970-01-01T00:00:00.000Z"
     assert ids.format_ts(1_770_892_200_123) == "2026-02-12T10:30:00.123Z"
+
+
+def test_format_ts_is_right_across_second_boundaries_in_any_order():
+    # format_ts keeps the last second's text; stamps that go back and forth must not reuse it.
+    for ms in (1_770_892_200_999, 1_770_892_201_000, 1_770_892_200_001, 1_770_892_201_500):
+        seconds, millis = divmod(ms, 1000)
+        expected = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert ids.format_ts(ms) == f"{expected}.{millis:03d}Z"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
