@@ -21,6 +21,7 @@ _MARKS = {
     "integration": ["nats"],
     "system": ["nats", "system", "slow"],
     "conformance": ["nats", "conformance", "slow"],
+    "operator": ["nats", "operator", "slow"],
 }
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ojs_nats.model import cron as cron_model
 from ojs_nats.model import envelope
 
 GROUP = "ojs-nats.io"
@@ -62,6 +63,17 @@ def _obj(description: str, properties: dict[str, Schema], **extra: Any) -> Schem
 
 def _duration(description: str, **extra: Any) -> Schema:
     return _str(description, pattern=DURATION_PATTERN, minLength=3, maxLength=64, **extra)
+
+
+def _window(description: str) -> Schema:
+    return _obj(
+        description,
+        {
+            "limit": _int("Job starts allowed per period.", 1),
+            "period": _duration("Length of the window, e.g. PT1M."),
+        },
+        required=["limit", "period"],
+    )
 
 
 def _queue_name(description: str, **extra: Any) -> Schema:
@@ -166,18 +178,33 @@ def autoscaling_schema() -> Schema:
             ),
             "maxReplicas": _int("Most replicas.", 1, default=10, maximum=10000),
             "activationThreshold": _int(
-                "Waiting jobs needed to scale up from zero (only when minReplicas is 0).",
+                "Jobs (waiting + in flight) needed to scale up from zero replicas.",
                 0,
                 default=1,
             ),
             "targetWaitingJobsPerReplica": _int(
                 "Desired replicas = ceil(depth / this), clamped to min/max.", 1, default=100
             ),
-            "scaleUpCooldownSeconds": _int("Least time between two scale-ups.", 0, default=0),
+            "scaleUpCooldownSeconds": _int(
+                "Least time after the last scale change before scaling up again.", 0, default=0
+            ),
             "scaleDownCooldownSeconds": _int(
-                "Least time after the last scale change before scaling down.", 0, default=300
+                "Scale down only to the highest replica count wanted during this many seconds "
+                "(so a drained queue goes back to minReplicas this long after it drained).",
+                0,
+                default=300,
             ),
             "pollingIntervalSeconds": _int("How often depth is read.", 1, default=15, maximum=3600),
+            "priorities": {
+                "type": "array",
+                "description": "mode keda: the job priorities to watch, one nats-jetstream "
+                "trigger each (the operator's own scaling counts every priority).",
+                "items": _int(
+                    "A job priority.", envelope.MIN_PRIORITY, maximum=envelope.MAX_PRIORITY
+                ),
+                "default": [0],
+                "maxItems": 201,
+            },
         },
         required=["targetRef"],
         **{
@@ -199,21 +226,15 @@ def queue_spec_schema() -> Schema:
             "queueName": _queue_name("OJS queue name; defaults to metadata.name."),
             "paused": _bool("Paused queues accept jobs but hand none to workers.", False),
             "rateLimit": _obj(
-                "Limits on how fast jobs of this queue start (ojs-rate-limiting.md).",
+                "Limits on how fast jobs of this queue start (ojs-rate-limiting.md); they hold "
+                "across every gateway replica.",
                 {
                     "concurrency": _int("Most jobs active at once (0 runs none).", 0),
-                    "window": _obj(
-                        "At most `limit` job starts per `period`.",
-                        {
-                            "limit": _int("Job starts allowed per period.", 1),
-                            "period": _duration("Length of the window, e.g. PT1M."),
-                        },
-                        required=["limit", "period"],
+                    "window": _window(
+                        "At most `limit` job starts per `period`, with bursts up to `limit`."
                     ),
-                    "onLimit": _str(
-                        "What a job that hits the limit does.",
-                        enum=["wait", "reschedule", "drop"],
-                        default="wait",
+                    "throttle": _window(
+                        "At most `limit` job starts per `period`, evenly spaced (no burst)."
                     ),
                 },
             ),
@@ -240,6 +261,18 @@ def queue_spec_schema() -> Schema:
                 "Dead-letter handling of jobs that exhaust their retries.",
                 {"retention": _duration("How long dead-lettered jobs are kept.", default="P7D")},
             ),
+            "retention": _obj(
+                "How long finished jobs stay readable, per final state (unset: the gateway's "
+                "OJS_FINISHED_RETENTION_S).",
+                {
+                    state: _duration(f"Retention of {state} jobs, e.g. P1D.")
+                    for state in ("completed", "cancelled", "discarded")
+                },
+            ),
+            "visibilityTimeoutSeconds": _int(
+                "Lease of a fetched job when neither the job nor the fetch sets one.", 1
+            ),
+            "defaultTimeoutSeconds": _int("Execution timeout of jobs that set none.", 1),
             "autoscaling": autoscaling_schema(),
         },
     )
@@ -256,6 +289,7 @@ def queue_status_schema() -> Schema:
             "desiredReplicas": _int("Replicas the autoscaler wants.", 0, format="int32"),
             "currentReplicas": _int("Replicas the target Deployment has.", 0, format="int32"),
             "lastScaleTime": _str("When the target was last scaled.", format="date-time"),
+            "scaledObject": _str("The KEDA ScaledObject kept for this queue (mode keda)."),
             **_status_common(),
         },
     )
@@ -265,6 +299,12 @@ def cron_spec_schema() -> Schema:
     return _obj(
         "A periodic job (ojs-cron.md).",
         {
+            "cronName": _str(
+                "Name of the registration in the gateway; defaults to metadata.name. Cron "
+                "names are global to a gateway: set this when two namespaces use one name.",
+                pattern=cron_model.NAME_RE.pattern,
+                maxLength=cron_model.MAX_NAME_LEN,
+            ),
             "schedule": _str(
                 "Cron expression (5 or 6 fields, or @hourly, @daily, ...).",
                 minLength=1,
@@ -328,6 +368,8 @@ def cron_status_schema() -> Schema:
             "lastFireTime": _str("When a job was last enqueued.", format="date-time"),
             "nextFireTime": _str("When the next job is due.", format="date-time"),
             "lastJobId": _str("Id of the job enqueued last."),
+            "runCount": _int("Jobs enqueued since registration.", 0, format="int64"),
+            "cronName": _str("The gateway registration this resource manages."),
             **_status_common(),
         },
     )

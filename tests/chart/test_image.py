@@ -72,5 +72,7 @@ def test_build_stage_wheel_has_both_packages_and_the_entrypoint(tmp_path: Path) 
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert re.search(r"^ojs-nats = ojs_nats.cli:main$", scripts, flags=re.M)
+    # the chart's operator Deployment runs this console script
+    assert re.search(r"^ojs-nats-operator = ojs_operator.cli:main$", scripts, flags=re.M)
     extras = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert b"Provides-Extra: operator" in extras
