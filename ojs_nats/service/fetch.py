@@ -151,6 +151,13 @@ async def _claim_once(
                 continue
             await ready.ack(entry)
             return None
+        if await _workflow_cancelled(ctx, record):
+            try:
+                await commit(ctx, jobs.cancel(record, now), stored)
+            except RevisionConflict:
+                continue
+            await ready.ack(entry)
+            return None
         slots, wait_ms, own_limit = await _take_limits(ctx, record, gate)
         if wait_ms:
             return await _held_back(ctx, entry, stored, wait_ms, own_limit)
@@ -172,6 +179,17 @@ async def _claim_once(
         return change.job
     await ready.retry_later(entry, IN_FLIGHT_RETRY_MS)
     return None
+
+
+async def _workflow_cancelled(ctx: Context, record: jobs.Record) -> bool:
+    """Whether the job is a member of a cancelled workflow. A member enqueued while the cancel
+    was landing is available until the advancing gateway takes it back (after its write to the
+    workflow failed); a fetch in that window must not hand it out."""
+    workflow_id = record["job"].get("workflow_id")
+    if not workflow_id:
+        return False
+    stored = await ctx.storage.workflows.get(str(workflow_id))
+    return stored is not None and stored.record["state"] == "cancelled"
 
 
 def _lease(ctx: Context, record: jobs.Record, asked_ms: int | None) -> tuple[int, int | None]:
