@@ -66,6 +66,46 @@ async def commit(
     return revision
 
 
+async def commit_promotions(ctx: Context, items: list[tuple[jobs.Change, Stored]]) -> bool:
+    """Apply several timer-made changes that only make jobs available (no timer to arm, nothing
+    finished), with the order of `commit` for all of them at once: the ready entries in one
+    atomic batch, then the records in one atomic batch of compare-and-sets (all or none), then
+    the follow-ups. False when a record had moved on: no record was written then, and the
+    entries already published name a step no record reached, which fetchers treat as a crash's
+    leftovers (as after a crash between 1 and 2).
+    """
+    st = ctx.storage
+    assert all(c.ready and c.wake_at is None and not c.finished for c, _ in items)
+    jobs_ = [change.record["job"] for change, _ in items]
+    for queue, priority in {(str(j["queue"]), int(j.get("priority", 0))) for j in jobs_}:
+        await st.ready.ensure_consumer(queue, priority)
+    sequences = await st.bulk.ready_entries(
+        [
+            (str(job["queue"]), int(job.get("priority", 0)), str(job["id"]), change.step)
+            for job, (change, _) in zip(jobs_, items, strict=True)
+        ]
+    )
+    for (change, _), seq in zip(items, sequences, strict=True):
+        change.record["sys"]["ready_seq"] = seq
+    try:
+        await st.bulk.records(
+            [
+                (str(change.record["job"]["id"]), change.record, stored.revision)
+                for change, stored in items
+            ]
+        )
+    except RevisionConflict:
+        return False
+    await asyncio.gather(
+        *(
+            work
+            for change, stored in items
+            for work in _follow_ups(ctx, change, stored.record, True)
+        )
+    )
+    return True
+
+
 async def transition(
     ctx: Context, job_id: str, make: Callable[[jobs.Record, int], jobs.Change]
 ) -> jobs.Change:

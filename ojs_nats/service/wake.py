@@ -7,12 +7,13 @@ a timer that fired early, or a lease a heartbeat extended, is armed again for th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ojs_nats.model import job as jobs
-from ojs_nats.service.apply import TIMER_KIND, commit
+from ojs_nats.service.apply import TIMER_KIND, commit, commit_promotions
 from ojs_nats.service.context import Context
-from ojs_nats.storage import FiredTimer, RevisionConflict
+from ojs_nats.storage import FiredTimer, RevisionConflict, Stored
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ MISSING_GRACE_MS = 30_000
 #: Below this, "not yet due" is handled by redelivering the fired timer (precise to a few ms)
 #: instead of arming a new schedule.
 SHORT_WAIT_MS = 3_000
+#: Fewer promotions than this at once are not worth a batched read and write.
+PROMOTE_MIN = 4
 
 
 async def on_job_timer(ctx: Context, timer: FiredTimer) -> None:
@@ -63,6 +66,36 @@ async def on_job_timer(ctx: Context, timer: FiredTimer) -> None:
         await timers.done(timer)
         return
     await timers.again_in(timer, MISSING_RETRY_MS)
+
+
+async def promote_many(ctx: Context, timers: list[FiredTimer]) -> list[FiredTimer]:
+    """Handle, in one go, the fired timers of `timers` that make a job available (a delayed job
+    or a retry becoming due): one read of all their records, one write of their ready entries,
+    one of their records. Returns the timers it did not handle, for `on_job_timer` one by one:
+    any other outcome, a record that moved on, or too few to gain anything.
+
+    Not with replicated streams: a batched read may come from a follower that lags behind.
+    """
+    if len(timers) < PROMOTE_MIN or ctx.storage.conn.leader_reads:
+        return timers
+    keys = [jobs.parse_timer_key(timer.key) for timer in timers]
+    found = await ctx.storage.jobs.get_many(list({job_id for job_id, _ in keys}))
+    now = ctx.clock()
+    picked: dict[str, tuple[FiredTimer, jobs.Change, Stored]] = {}
+    for timer, (job_id, step) in zip(timers, keys, strict=True):
+        stored = found.get(job_id)
+        if stored is None or job_id in picked or int(stored.record["sys"]["step"]) != step:
+            continue
+        change = jobs.on_wake(stored.record, now)
+        if change is not None and change.ready and change.wake_at is None and not change.finished:
+            picked[job_id] = (timer, change, stored)
+    if len(picked) < PROMOTE_MIN or not await commit_promotions(
+        ctx, [(change, stored) for _, change, stored in picked.values()]
+    ):
+        return timers
+    handled = {id(timer) for timer, _, _ in picked.values()}
+    await asyncio.gather(*(ctx.storage.timers.done(timer) for timer, _, _ in picked.values()))
+    return [timer for timer in timers if id(timer) not in handled]
 
 
 async def _not_yet(ctx: Context, timer: FiredTimer, record: jobs.Record, now: int) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from ojs_nats.service import cron, finish, leases, wake, workflows
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
+from ojs_nats.timers.promotions import Promotions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class TimerRunner:
         self._slots = asyncio.Semaphore(concurrency)
         self._admitted = asyncio.Semaphore(max(ADMITTED, concurrency))
         self._tasks: set[asyncio.Task[None]] = set()
+        self._promotions = Promotions(ctx)
 
     async def run(self) -> None:
         feed = self._ctx.storage.timers.feed()
@@ -86,6 +88,8 @@ class TimerRunner:
             elif handler is None:
                 log.warning("fired timer of unknown kind %r dropped", timer.kind)
                 await self._ctx.storage.timers.done(timer)
+            elif timer.kind == "job" and await self._promotions.handled(timer):
+                pass
             else:
                 await handler(self._ctx, timer)
         except Exception:

@@ -247,3 +247,40 @@ async def test_one_shared_lease_timer_requeues_every_expired_job_of_a_fetch(clie
     assert {j["id"] for j in again} == {j["id"] for j in claimed[2:]}
     assert all(j["attempt"] == 2 for j in again)
     await wait_for_state(client, keep, "available", 3)  # the kept one expires on its own later
+
+
+async def test_many_jobs_due_at_once_are_promoted_together_on_time_and_counted(
+    client, monkeypatch
+):
+    from ojs_nats.service import wake
+
+    handled = []
+    original = wake.promote_many
+
+    async def counting(ctx, timers):
+        left = await original(ctx, timers)
+        handled.append(len(timers) - len(left))
+        return left
+
+    monkeypatch.setattr(wake, "promote_many", counting)
+    due = ids.format_ts(int(time.time() * 1000) + 1500)
+    specs = [{"type": "a.b", "args": [i], "options": {
+        "queue": f"wave-{i % 2}", "priority": i % 3, "scheduled_at": due}} for i in range(80)]
+    created = await client.post("/ojs/v1/jobs/batch", json={"jobs": specs})
+    assert created.status_code == 201, created.text
+    ids_ = {job["id"] for job in created.json()["jobs"]}
+    assert await fetch(client, "wave-0", "wave-1", count=80) == []
+    deadline = ids.parse_ts(due) / 1000
+    got: list[dict] = []
+    while len(got) < 80 and time.time() < deadline + 5:
+        got += await fetch(client, "wave-0", "wave-1", count=80)
+        await asyncio.sleep(0.02)
+    assert time.time() >= deadline - 0.05
+    assert sorted(job["id"] for job in got) == sorted(ids_)  # each once, none missing
+    assert sum(handled) > 0, "no promotion went through the batch"
+    for name in ("wave-0", "wave-1"):
+        counts = (await client.get(f"/ojs/v1/queues/{name}/stats")).json()["queue"]
+        assert (counts["scheduled"], counts["available"], counts["active"]) == (0, 0, 40)
+    events = (await client.get("/ojs/v1/events?queues=wave-0,wave-1&limit=1000")).json()["events"]
+    enqueued = [e["data"]["job_id"] for e in events if e["type"] == "job.enqueued"]
+    assert sorted(enqueued) == sorted(ids_)  # one event each, when each became available
