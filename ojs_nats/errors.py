@@ -107,11 +107,13 @@ class BatchTooLargeError(OjsError):
     hint = "Split the jobs into batches of at most details.max_batch_size."
 
 
-class UnsupportedMediaTypeError(OjsError):
-    """The request body has a content type the server does not accept."""
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The request body has a content type the server does not accept.
 
-    code = "unsupported_media_type"
-    status = 415
+    A 400 `invalid_request`, not a 415: HTTP binding §4.1 requires 400 for unsupported content
+    types, and §16.3 allows only its standard codes (or `x_` ones).
+    """
+
     hint = "Send Content-Type application/openjobspec+json or application/json."
 
 
@@ -148,16 +150,20 @@ class RateLimitedError(OjsError):
 
 
 class UnsupportedError(OjsError):
-    """The feature is not supported by this server."""
+    """The feature (or requested `OJS-Version`) is not supported by this server."""
 
     code = "unsupported"
     status = 422
+    hint = "GET /ojs/manifest lists the spec version and capabilities this server supports."
 
 
-class MethodNotAllowedError(OjsError):
-    """The HTTP method is not allowed on this path."""
+class MethodNotAllowedError(InvalidRequestError):
+    """The HTTP method is not allowed on this path.
 
-    code = "method_not_allowed"
+    Status 405 with the standard `invalid_request` code: HTTP binding §16.3 allows only its
+    vocabulary (or `x_` codes), and a wrong method is a malformed HTTP request.
+    """
+
     status = 405
     hint = "See the OJS HTTP binding for the methods each path accepts."
 

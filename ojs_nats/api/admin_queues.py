@@ -23,7 +23,7 @@ router = APIRouter(prefix="/ojs/v1/admin/queues")
 @router.get("")
 async def list_queues(request: Request) -> Response:
     listing = await queues.list_queues(context(request))
-    names = [q["name"] for q in listing["queues"]]
+    names = [q["name"] for q in listing]
     items = list(await asyncio.gather(*(_detail(context(request), name) for name in names)))
     return ojs_response(
         {

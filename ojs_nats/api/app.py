@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -40,7 +41,7 @@ from ojs_nats.api import (
 )
 from ojs_nats.api.http import OJS_MEDIA_TYPE
 from ojs_nats.config import Settings
-from ojs_nats.errors import InternalError
+from ojs_nats.errors import InternalError, OjsError, UnsupportedError
 from ojs_nats.model import ids
 from ojs_nats.service.context import Context
 from ojs_nats.storage import Storage
@@ -48,9 +49,32 @@ from ojs_nats.timers.runner import TimerRunner
 
 log = logging.getLogger(__name__)
 
+#: The spec version this server implements, and the `OJS-Version` request values naming it
+#: ("1", "1.0", "1.0.x", "1.0.0-rc.1"). HTTP binding §3.2: any other requested version is a
+#: 422 `unsupported`. The manifest (how clients discover the version) answers regardless.
+OJS_VERSION = "1.0"
+#: ojs-errors.md ERR-006: every 429 and 503 carries `Retry-After`; errors that know better
+#: (backpressure) set their own, the rest get this many seconds.
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+DEFAULT_RETRY_AFTER_S = b"1"
+_SUPPORTED_VERSION = re.compile(r"^1(\.0(\.\d+)?(-[0-9A-Za-z.-]+)?)?$")
+
+
+def unsupported_version(scope: Scope) -> str | None:
+    """The request's `OJS-Version` if it names a version this server does not implement."""
+    path = scope.get("path", "")
+    if not path.startswith("/ojs/v1/") and path != "/ojs/v1":
+        return None
+    for name, value in scope["headers"]:
+        if name == b"ojs-version":
+            requested = value.decode("latin-1").strip()
+            return None if _SUPPORTED_VERSION.match(requested) else requested[:64]
+    return None
+
 
 class OjsHeaders:
-    """Pure ASGI middleware: request ids, `OJS-Version`, and a last-resort 500 in OJS shape."""
+    """Pure ASGI middleware: request ids, `OJS-Version` (sent and negotiated), a default
+    `Retry-After` on 429/503 (ojs-errors.md ERR-006) and a last-resort 500 in OJS shape."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,16 +91,34 @@ class OjsHeaders:
         if not request_id:
             request_id = "req_" + ids.uuid7()
         scope["ojs_request_id"] = request_id
-        extra = [(b"ojs-version", b"1.0"), (b"x-request-id", request_id.encode("latin-1"))]
+        extra = [
+            (b"ojs-version", OJS_VERSION.encode()),
+            (b"x-request-id", request_id.encode("latin-1")),
+        ]
         started = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = list(message.get("headers", [])) + extra
+                headers = list(message.get("headers", [])) + extra
+                if message.get("status") in _RETRY_AFTER_STATUSES and not any(
+                    name.lower() == b"retry-after" for name, _ in headers
+                ):
+                    headers.append((b"retry-after", DEFAULT_RETRY_AFTER_S))
+                message["headers"] = headers
             await send(message)
 
+        requested = unsupported_version(scope)
+        if requested is not None:
+            error = UnsupportedError(
+                f"OJS-Version '{requested}' is not supported; this server implements "
+                f"{OJS_VERSION}.",
+                requested_version=requested,
+                supported_versions=[OJS_VERSION],
+            )
+            await _send_error(send_with_headers, error, request_id)
+            return
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception:
@@ -84,20 +126,25 @@ class OjsHeaders:
                 # The framework's error handler has answered (in OJS shape) and logged it.
                 return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            body = orjson.dumps(
-                {"error": InternalError("An unexpected error occurred.").to_body(request_id)}
+            await _send_error(
+                send_with_headers, InternalError("An unexpected error occurred."), request_id
             )
-            await send_with_headers(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", OJS_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, error: OjsError, request_id: str) -> None:
+    """Answer with `error` in OJS shape, below the framework (no handler runs)."""
+    body = orjson.dumps({"error": error.to_body(request_id)})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", OJS_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class Gateway:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ojs_nats.api.http import context, json_body, ojs_response
+from ojs_nats.api.http import context, json_body, ojs_response, paginate
 from ojs_nats.errors import InvalidRequestError
 from ojs_nats.service import cron
 
@@ -26,7 +26,10 @@ async def list_cron(request: Request) -> Response:
     if raw not in (None, "true", "false"):
         raise InvalidRequestError("The 'enabled' parameter must be true or false.", field="enabled")
     items = await cron.list_all(context(request), None if raw is None else raw == "true")
-    return ojs_response({"crons": items, "cron_jobs": items, "count": len(items)})
+    page, pagination = paginate(request, items, key=lambda c: str(c["name"]))
+    return ojs_response(
+        {"crons": page, "cron_jobs": page, "count": len(page), "pagination": pagination}
+    )
 
 
 @router.post("")

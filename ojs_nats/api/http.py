@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
@@ -19,6 +19,11 @@ from ojs_nats.service.context import Context
 
 OJS_MEDIA_TYPE = "application/openjobspec+json"
 _JSON_TYPES = ("application/openjobspec+json", "application/json")
+
+#: List endpoints' page size: default and maximum (HTTP binding §17.1).
+DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT = 50, 200
+
+T = TypeVar("T")
 
 
 def ojs_response(
@@ -71,7 +76,8 @@ async def json_body(
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type and content_type not in _JSON_TYPES and not content_type.endswith("+json"):
         raise UnsupportedMediaTypeError(
-            f"Content-Type '{content_type}' is not accepted; send {OJS_MEDIA_TYPE}.",
+            f"Content-Type '{content_type}' is not accepted; send {OJS_MEDIA_TYPE}"
+            " or application/json.",
             content_type=content_type,
         )
     try:
@@ -120,3 +126,31 @@ def query_int(
             f"Query parameter '{name}' must be at least {minimum}.", field=name
         )
     return min(value, maximum) if maximum is not None else value
+
+
+def paginate(
+    request: Request, items: Sequence[T], key: Callable[[T], str]
+) -> tuple[list[T], dict[str, Any]]:
+    """One page of `items` (sorted by `key`, unique keys) per HTTP binding §17.
+
+    `limit` (default 50, capped at 200), `offset`, and `cursor`: the `next_cursor` of a
+    previous page, which resumes after the last item that page returned (stable when items are
+    added or removed meanwhile). Returns the page and its `pagination` object.
+    """
+    limit = query_int(request, "limit", DEFAULT_PAGE_LIMIT, minimum=1, maximum=MAX_PAGE_LIMIT)
+    offset = query_int(request, "offset", 0)
+    cursor = request.query_params.get("cursor")
+    rest = list(items)
+    if cursor:
+        rest = [item for item in rest if key(item) > cursor]
+    page = rest[offset : offset + limit]
+    has_more = offset + len(page) < len(rest)
+    pagination: dict[str, Any] = {
+        "total": len(items),
+        "limit": limit,
+        "offset": offset,
+        "has_more": has_more,
+    }
+    if has_more:
+        pagination["next_cursor"] = key(page[-1])
+    return page, pagination

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ojs_nats.api.http import context, json_body, ojs_response
+from ojs_nats.api.http import context, json_body, ojs_response, paginate
 from ojs_nats.errors import InvalidRequestError, NotFoundError
 from ojs_nats.model import envelope
 from ojs_nats.service import queue_config, queues, stats
@@ -25,7 +25,9 @@ def checked_name(name: str) -> str:
 
 @router.get("")
 async def list_queues(request: Request) -> Response:
-    return ojs_response(await queues.list_queues(context(request)))
+    listed = await queues.list_queues(context(request))
+    page, pagination = paginate(request, listed, key=lambda q: str(q["name"]))
+    return ojs_response({"queues": page, "pagination": pagination})
 
 
 @router.post("")

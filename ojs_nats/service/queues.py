@@ -8,7 +8,8 @@ from typing import Any
 from ojs_nats.service.context import Context
 
 
-async def list_queues(ctx: Context) -> dict[str, Any]:
+async def list_queues(ctx: Context) -> list[dict[str, Any]]:
+    """Every known queue with its status and counts, sorted by name."""
     counts = await ctx.storage.counters.read()
     registry = ctx.storage.queues.mirror
     names = sorted(set(registry) | set(counts))
@@ -25,7 +26,4 @@ async def list_queues(ctx: Context) -> dict[str, Any]:
                 "active": per_state.get("active", 0),
             }
         )
-    return {
-        "queues": queues,
-        "pagination": {"total": len(queues), "limit": len(queues), "offset": 0, "has_more": False},
-    }
+    return queues

@@ -34,10 +34,12 @@ async def test_empty_body_is_400_invalid_payload(client):
     assert_ojs_error(await client.post("/ojs/v1/jobs", headers=JSON), 400, "invalid_payload")
 
 
-async def test_wrong_content_type_is_415(client):
+async def test_wrong_content_type_is_400_invalid_request(client):
+    # HTTP binding §4.1: unsupported content types are rejected with 400 Bad Request.
     response = await client.post("/ojs/v1/jobs", content=b"type=a.b&args=1",
                                  headers={"content-type": "application/x-www-form-urlencoded"})
-    assert_ojs_error(response, 415, "unsupported_media_type")
+    error = assert_ojs_error(response, 400, "invalid_request")
+    assert error["details"]["content_type"] == "application/x-www-form-urlencoded"
     assert await queue_is_empty(client, "default")
 
 
@@ -119,7 +121,9 @@ async def test_bad_fetch_requests_are_400(client, body):
 
 
 async def test_wrong_method_is_405_in_ojs_shape(client):
-    assert_ojs_error(await client.put("/ojs/v1/jobs"), 405)
+    # HTTP binding §16.3: only standard (or `x_`) error codes; a wrong method is a malformed
+    # HTTP request.
+    assert_ojs_error(await client.put("/ojs/v1/jobs"), 405, "invalid_request")
 
 
 async def test_test_reset_is_absent_unless_enabled(nats_server):
@@ -153,3 +157,36 @@ async def test_unexpected_errors_are_500_in_ojs_shape_without_internals(
     error = assert_ojs_error(response, 500, "internal_error")
     assert "secret" not in response.text
     assert error["request_id"] == "req-500"
+
+
+@pytest.mark.parametrize("version", ["2.0", "1.1", "0.9", "banana"])
+async def test_unsupported_ojs_version_is_422_unsupported_and_stores_nothing(client, version):
+    # HTTP binding §3.2: a requested version the server does not support is 422 `unsupported`.
+    response = await client.post("/ojs/v1/jobs", headers={"OJS-Version": version},
+                                 json={"type": "a.b", "args": [], "options": {"queue": "ver"}})
+    error = assert_ojs_error(response, 422, "unsupported")
+    assert error["details"]["requested_version"] == version
+    assert await queue_is_empty(client, "ver")
+
+
+@pytest.mark.parametrize("version", ["1.0", "1", "1.0.0", "1.0.0-rc.1"])
+async def test_supported_ojs_version_is_served(client, version):
+    response = await client.post("/ojs/v1/jobs", headers={"OJS-Version": version},
+                                 json={"type": "a.b", "args": []})
+    assert response.status_code == 201, response.text
+    assert response.headers["ojs-version"] == "1.0"
+    # The manifest is how clients discover the version: it answers whatever they ask for.
+    manifest = await client.get("/ojs/manifest", headers={"OJS-Version": "9.0"})
+    assert manifest.status_code == 200
+
+
+async def test_every_503_carries_retry_after(client):
+    # ojs-errors.md ERR-006: the HTTP binding includes Retry-After on every 429 and 503.
+    client.app.state.ctx.draining = True
+    try:
+        response = await client.get("/ready")
+    finally:
+        client.app.state.ctx.draining = False
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    assert "retry-after" not in (await client.get("/ready")).headers

@@ -45,6 +45,24 @@ async def test_register_get_list_toggle_delete(client):
     assert (await client.delete("/ojs/v1/cron/nightly.report")).status_code == 404
 
 
+async def test_cron_list_pages_with_limit_and_cursor(client):
+    # HTTP binding §17: limit/cursor on every list endpoint, with a `pagination` object.
+    names = [f"page.{i}" for i in range(3)]
+    for name in names:
+        response = await client.post("/ojs/v1/cron", json={
+            "name": name, "expression": "0 9 * * *", "job_template": {"type": "a.b", "args": []}})
+        assert response.status_code == 201, response.text
+    first = (await client.get("/ojs/v1/cron?limit=2")).json()
+    assert [c["name"] for c in first["crons"]] == names[:2]
+    assert first["cron_jobs"] == first["crons"]
+    assert first["pagination"]["total"] == 3
+    assert first["pagination"]["has_more"] is True
+    cursor = first["pagination"]["next_cursor"]
+    second = (await client.get(f"/ojs/v1/cron?limit=2&cursor={cursor}")).json()
+    assert [c["name"] for c in second["crons"]] == names[2:]
+    assert second["pagination"]["has_more"] is False
+
+
 @pytest.mark.parametrize("body", [
     {"name": "bad", "expression": "not a valid cron", "job_template": {"type": "a.b"}},
     {"name": "bad", "expression": "* * * * *", "timezone": "+05:00",

@@ -72,6 +72,31 @@ async def test_stats_count_states_depth_and_throughput(client):
     assert body["ready_by_priority"] == {"0": 1}
 
 
+async def test_queue_list_pages_with_limit_and_cursor(client):
+    # HTTP binding §17: limit/cursor on every list endpoint, never more than `limit` results,
+    # `has_more` and a non-empty `next_cursor` while more remain.
+    names = [f"page-{i}" for i in range(5)]
+    for name in names:
+        await push(client, name)
+    seen, cursor = [], None
+    while True:
+        url = "/ojs/v1/queues?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = (await client.get(url)).json()
+        assert len(body["queues"]) <= 2
+        assert body["pagination"]["total"] == 5
+        seen += [q["name"] for q in body["queues"]]
+        if not body["pagination"]["has_more"]:
+            assert not body["pagination"].get("next_cursor")
+            break
+        cursor = body["pagination"]["next_cursor"]
+        assert cursor
+    assert seen == names
+    everything = (await client.get("/ojs/v1/queues")).json()
+    assert [q["name"] for q in everything["queues"]] == names
+    assert everything["pagination"]["limit"] == 50
+    assert_ojs_error(await client.get("/ojs/v1/queues?limit=0"), 400, "invalid_request")
+
+
 async def test_stats_of_an_unknown_queue_is_404(client):
     assert_ojs_error(await client.get("/ojs/v1/queues/never-seen/stats"), 404, "not_found")
 
