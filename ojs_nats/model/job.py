@@ -408,7 +408,6 @@ def _apply_failure(
     job["errors"] = [*(job.get("errors") or []), entry][-MAX_ERRORS:]
     sys["lease"] = None
     code = str(error.get("code") or "")
-    failed = Event("job.failed", {"attempt": attempt, "error": job["error"]})
     exhausted = attempt >= max(policy.max_attempts, 1)
     permanent = (
         error.get("retryable") is False
@@ -417,6 +416,10 @@ def _apply_failure(
         or matches_non_retryable(policy, entry.get("type"))
         or matches_non_retryable(policy, code)
     )
+    # job.failed requires `error.retryable` (ojs-events.md §4): the worker's flag, else whether
+    # the error itself allows a retry (attempts running out does not make it permanent).
+    reported = {**job["error"], "retryable": job["error"].get("retryable", not permanent)}
+    failed = Event("job.failed", {"attempt": attempt, "error": reported})
     if exhausted or permanent:
         dead = code == DEAD_LETTER_CODE or (
             code not in DISCARD_CODES and policy.on_exhaustion == "dead_letter"

@@ -139,6 +139,22 @@ def test_wake_requeues_an_expired_lease_then_times_out_an_overrun():
     assert timed.record["job"]["error"]["code"] == "timeout"
 
 
+@pytest.mark.parametrize(("error", "options", "retryable"), [
+    ({"code": "e", "message": "m"}, {}, True),
+    ({"code": "e", "message": "m", "retryable": False}, {}, False),
+    ({"code": "e", "message": "m", "type": "auth.expired"},
+     {"retry": {"non_retryable_errors": ["auth.*"]}}, False),
+    ({"code": "e", "message": "m"}, {"retry": {"max_attempts": 1}}, True),
+])
+def test_job_failed_event_always_says_whether_the_error_is_retryable(error, options, retryable):
+    # ojs-events.md §4 job.failed: `error.retryable` is required.
+    change = jobs.fail(claimed(options), T0 + 100, error, None)
+    failed = next(e for e in change.events if e.type == "job.failed")
+    assert failed.data["error"]["retryable"] is retryable
+    assert failed.data["error"]["code"] == "e"
+    assert failed.data["error"]["message"] == "m"
+
+
 def test_execution_timeout_records_its_kind_and_emits_job_timeout():
     # ojs-timeouts.md §8 (error fields) and §11.1 (`job.timeout` event).
     timed = jobs.on_wake(claimed(visibility=30_000, timeout=2000), T0 + 2510)
