@@ -276,7 +276,8 @@ def retry_dead(record: Record, now: int) -> Change:
     change = _make_available(record, before, now, Event("job.enqueued", {"reason": "dlq_retry"}))
     job = change.record["job"]
     job["attempt"] = 0
-    job["re_enqueued_at"] = ids.format_ts(now)
+    # ojs-dead-letter.md §6.1: a retried dead-letter job gets a new `enqueued_at`.
+    job["enqueued_at"] = job["re_enqueued_at"] = ids.format_ts(now)
     for key in ("discarded_at", "completed_at", "next_attempt_at", "retry_delay_ms"):
         job.pop(key, None)
     change.record["sys"]["dead"] = False
@@ -352,20 +353,43 @@ def on_wake(
     if state == State.ACTIVE:
         lease = sys.get("lease") or {}
         if lease.get("exec_deadline") and now >= lease["exec_deadline"]:
-            limit = lease["exec_deadline"] - lease.get("started_ms", lease["exec_deadline"])
+            started = lease.get("started_ms", lease["exec_deadline"])
+            limit = lease["exec_deadline"] - started
+            # ojs-timeouts.md §8: the stored error carries the kind and the limit/elapsed time.
             error = {
                 "code": "timeout",
                 "type": "timeout",
                 "retryable": True,
                 "message": f"Job exceeded its execution timeout of {limit} ms.",
+                "timeout_kind": "execution",
+                "limit_seconds": limit / 1000,
+                "elapsed_seconds": (now - started) / 1000,
             }
-            return _apply_failure(record, state, now, error, uniform)
+            change = _apply_failure(record, state, now, error, uniform)
+            # ojs-timeouts.md §11.1: a fired execution timeout emits `job.timeout`.
+            timeout = Event(
+                "job.timeout",
+                {
+                    "timeout_kind": "execution",
+                    "limit_seconds": error["limit_seconds"],
+                    "elapsed_seconds": error["elapsed_seconds"],
+                    "attempt": change.record["job"].get("attempt"),
+                },
+            )
+            change.events.insert(0, timeout)
+            return change
         if now >= int(lease.get("deadline") or 0):
             return _visibility_expired(record, state, now, uniform)
     return None
 
 
 # ---------------------------------------------------------------- helpers
+
+
+#: Timeout details kept on a timeout-induced error (ojs-timeouts.md §8).
+_TIMEOUT_FIELDS = ("timeout_kind", "limit_seconds", "elapsed_seconds")
+#: The fields of `errors[]` entries that the job's current `error` repeats.
+_ERROR_FIELDS = ("code", "type", "message", "retryable", "details", *_TIMEOUT_FIELDS)
 
 
 def _apply_failure(
@@ -380,13 +404,10 @@ def _apply_failure(
     policy = RetryPolicy.from_record(sys["policy"])
     attempt = int(job.get("attempt", 0))
     entry = error_entry(error, attempt, now)
-    job["error"] = {
-        k: entry[k] for k in ("code", "type", "message", "retryable", "details") if k in entry
-    }
+    job["error"] = {k: entry[k] for k in _ERROR_FIELDS if k in entry}
     job["errors"] = [*(job.get("errors") or []), entry][-MAX_ERRORS:]
     sys["lease"] = None
     code = str(error.get("code") or "")
-    failed = Event("job.failed", {"attempt": attempt, "error": job["error"]})
     exhausted = attempt >= max(policy.max_attempts, 1)
     permanent = (
         error.get("retryable") is False
@@ -395,6 +416,10 @@ def _apply_failure(
         or matches_non_retryable(policy, entry.get("type"))
         or matches_non_retryable(policy, code)
     )
+    # job.failed requires `error.retryable` (ojs-events.md §4): the worker's flag, else whether
+    # the error itself allows a retry (attempts running out does not make it permanent).
+    reported = {**job["error"], "retryable": job["error"].get("retryable", not permanent)}
+    failed = Event("job.failed", {"attempt": attempt, "error": reported})
     if exhausted or permanent:
         dead = code == DEAD_LETTER_CODE or (
             code not in DISCARD_CODES and policy.on_exhaustion == "dead_letter"
@@ -503,6 +528,9 @@ def error_entry(error: Mapping[str, Any], attempt: int, now: int) -> dict[str, A
         entry["details"] = dict(details)
     if "backtrace" in error or "stack" in error:
         entry["backtrace"] = error.get("backtrace", error.get("stack"))
+    for key in _TIMEOUT_FIELDS:
+        if key in error:
+            entry[key] = error[key]
     return entry
 
 

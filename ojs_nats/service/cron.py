@@ -365,10 +365,12 @@ async def _advance(
         now = ctx.clock()
         if record.get("last_tick_ms") is None or tick > record["last_tick_ms"]:
             record["last_tick_ms"] = tick
-            record["last_run_at"] = ids.format_ts(tick)
-            record["run_count"] = int(record.get("run_count", 0)) + 1
+            # Only a tick that enqueued its job is a run (ojs-cron.md §2.3: `last_run_at` and
+            # `run_count` count triggers; skipped or missed ticks are not triggers).
             if await ctx.storage.jobs.get(job_id) is not None:
                 record["last_job_id"] = job_id
+                record["last_run_at"] = ids.format_ts(tick)
+                record["run_count"] = int(record.get("run_count", 0)) + 1
         armed = int(record.get("armed_until_ms") or 0)
         if record["enabled"] and armed < now + LOOKAHEAD_MS:
             record["armed_until_ms"] = await _arm_ahead(ctx, record, schedule, max(armed, now), now)
@@ -390,8 +392,13 @@ async def _emit(ctx: Context, record: dict[str, Any], kind: str, tick: int, **da
         {
             "cron_name": record["name"],
             "cron_expression": record["expression"],
+            # ojs-events.md §4 names these `cron_expr`, `job_type` and (for cron.triggered)
+            # `scheduled_at`; ojs-cron.md §9 the two above: both spellings are sent.
+            "cron_expr": record["expression"],
+            "job_type": record["job_template"]["type"],
             "timezone": record["timezone"],
             "scheduled_time": ids.format_ts(tick),
+            "scheduled_at": ids.format_ts(tick),
             "actual_time": ids.format_ts(ctx.clock()),
             "queue": queue,
             **data,

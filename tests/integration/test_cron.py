@@ -93,17 +93,31 @@ async def test_a_per_second_cron_enqueues_one_job_per_tick(client):
     assert (await jobs_in(client, "ticks")) == []  # nothing after deletion
     events = (await client.get("/ojs/v1/events?types=cron.triggered&queues=ticks")).json()
     assert len(events["events"]) == len(ticks)
+    data = events["events"][0]["data"]  # the required fields of ojs-events.md §4
+    assert data["cron_name"] == "ticker"
+    assert data["cron_expr"] == "* * * * * *"
+    assert data["job_type"] == "cron.tick"
+    assert data["job_id"] == jobs[0]["id"]
+    assert data["scheduled_at"] == ticks[0]
 
 
 async def test_skip_policy_does_not_enqueue_while_the_last_job_runs(client):
     await client.post("/ojs/v1/cron", json=every_second("skipper", "skip-q"))
     await asyncio.sleep(3.2)
+    cron = (await client.get("/ojs/v1/cron/skipper")).json()["cron"]
     await client.delete("/ojs/v1/cron/skipper")
     jobs = await jobs_in(client, "skip-q")
     assert len(jobs) == 1  # the first job never finished, later ticks were skipped
+    # Skipped ticks are not runs (ojs-cron.md §2.3).
+    assert cron["run_count"] == 1
+    assert cron["last_run_at"] == jobs[0]["meta"]["cron_triggered_at"]
     skipped = (await client.get("/ojs/v1/events?types=cron.skipped&queues=skip-q")).json()
     assert len(skipped["events"]) >= 1
-    assert skipped["events"][0]["data"]["reason"] == "overlap_skip"
+    data = skipped["events"][0]["data"]
+    assert data["reason"] == "overlap_skip"
+    assert data["cron_expr"] == "* * * * * *"  # required by ojs-events.md §4
+    assert data["job_type"] == "cron.tick"
+    assert data["existing_job_id"] == jobs[0]["id"]
 
 
 async def test_enqueue_policy_holds_the_next_job_until_the_previous_finishes(client):

@@ -3,6 +3,7 @@
 import pytest
 
 from ojs_nats.errors import ConflictError
+from ojs_nats.model import ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.envelope import parse_submission
 from ojs_nats.model.lifecycle import LEGAL, TERMINAL, State
@@ -99,6 +100,17 @@ def test_exhausted_job_goes_to_the_dead_letter_queue_when_asked():
     assert back.dead_letter is False
 
 
+def test_dead_letter_retry_sets_a_new_enqueued_at_and_keeps_the_error_history():
+    # ojs-dead-letter.md §6.1: attempt reset, error history preserved, new enqueued_at.
+    record = claimed({"retry": {"max_attempts": 1, "on_exhaustion": "dead_letter"}})
+    dead = jobs.fail(record, T0 + 100, {"code": "e", "message": "m"}, None).record
+    back = jobs.retry_dead(dead, T0 + 5000).record["job"]
+    assert back["enqueued_at"] == ids.format_ts(T0 + 5000)
+    assert back["enqueued_at"] != record["job"]["enqueued_at"]
+    assert len(back["errors"]) == 1
+    assert back["id"] == record["job"]["id"]
+
+
 def test_nack_with_requeue_makes_the_job_available_without_a_failure():
     change = jobs.fail(claimed(), T0 + 100, {"code": "cancelled", "retryable": False}, None,
                        requeue=True)
@@ -125,6 +137,37 @@ def test_wake_requeues_an_expired_lease_then_times_out_an_overrun():
     assert timed is not None
     assert timed.after is State.RETRYABLE
     assert timed.record["job"]["error"]["code"] == "timeout"
+
+
+@pytest.mark.parametrize(("error", "options", "retryable"), [
+    ({"code": "e", "message": "m"}, {}, True),
+    ({"code": "e", "message": "m", "retryable": False}, {}, False),
+    ({"code": "e", "message": "m", "type": "auth.expired"},
+     {"retry": {"non_retryable_errors": ["auth.*"]}}, False),
+    ({"code": "e", "message": "m"}, {"retry": {"max_attempts": 1}}, True),
+])
+def test_job_failed_event_always_says_whether_the_error_is_retryable(error, options, retryable):
+    # ojs-events.md §4 job.failed: `error.retryable` is required.
+    change = jobs.fail(claimed(options), T0 + 100, error, None)
+    failed = next(e for e in change.events if e.type == "job.failed")
+    assert failed.data["error"]["retryable"] is retryable
+    assert failed.data["error"]["code"] == "e"
+    assert failed.data["error"]["message"] == "m"
+
+
+def test_execution_timeout_records_its_kind_and_emits_job_timeout():
+    # ojs-timeouts.md §8 (error fields) and §11.1 (`job.timeout` event).
+    timed = jobs.on_wake(claimed(visibility=30_000, timeout=2000), T0 + 2510)
+    assert timed is not None
+    error = timed.record["job"]["error"]
+    assert error["type"] == "timeout"
+    assert error["timeout_kind"] == "execution"
+    assert error["limit_seconds"] == 2.0
+    assert error["elapsed_seconds"] == 2.5
+    assert timed.record["job"]["errors"][-1]["timeout_kind"] == "execution"
+    assert [e.type for e in timed.events] == ["job.timeout", "job.failed", "job.retrying"]
+    assert timed.events[0].data["timeout_kind"] == "execution"
+    assert timed.events[0].data["attempt"] == 1
 
 
 def test_visibility_expiry_on_the_last_attempt_follows_the_retry_policy():
