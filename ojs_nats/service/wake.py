@@ -68,15 +68,19 @@ async def on_job_timer(ctx: Context, timer: FiredTimer) -> None:
     await timers.again_in(timer, MISSING_RETRY_MS)
 
 
+def promotes_in_batches(ctx: Context) -> bool:
+    """Whether `promote_many` can batch at all: not with replicated streams, whose batched
+    reads may come from a follower that lags behind."""
+    return not ctx.storage.conn.leader_reads
+
+
 async def promote_many(ctx: Context, timers: list[FiredTimer]) -> list[FiredTimer]:
     """Handle, in one go, the fired timers of `timers` that make a job available (a delayed job
     or a retry becoming due): one read of all their records, one write of their ready entries,
     one of their records. Returns the timers it did not handle, for `on_job_timer` one by one:
     any other outcome, a record that moved on, or too few to gain anything.
-
-    Not with replicated streams: a batched read may come from a follower that lags behind.
     """
-    if len(timers) < PROMOTE_MIN or ctx.storage.conn.leader_reads:
+    if len(timers) < PROMOTE_MIN or not promotes_in_batches(ctx):
         return timers
     keys = [jobs.parse_timer_key(timer.key) for timer in timers]
     found = await ctx.storage.jobs.get_many(list({job_id for job_id, _ in keys}))

@@ -27,6 +27,8 @@ class Promotions:
 
     async def handled(self, timer: FiredTimer) -> bool:
         """True if the timer was handled in a batch; False: the caller handles it alone."""
+        if not wake.promotes_in_batches(self._ctx):
+            return False  # no batch can form: spare every timer the hop through a task
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((timer, waiter))
         if self._running is None:
