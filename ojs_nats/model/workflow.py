@@ -162,6 +162,40 @@ def member_finished(
     return step
 
 
+def members_finished(
+    record: Record, specs: Specs, finished: list[tuple[str, str, Any]], now: int
+) -> Step | None:
+    """Several members finished, applied in order as (key, job state, result); None if the
+    workflow already knew of all of them. Jobs the later members are already known to exist
+    as are not enqueued again."""
+    merged: Step | None = None
+    for key, job_state, result in finished:
+        current = merged.record if merged else record
+        step = member_finished(current, specs, key, job_state, result, now)
+        if step is None:
+            continue
+        if merged is None:
+            merged = step
+        else:
+            merged.record = step.record
+            merged.enqueue += step.enqueue
+            merged.events += step.events
+            merged.cancel += step.cancel
+    if merged is not None:
+        known = {key for key, _, _ in finished}
+        merged.enqueue = [item for item in merged.enqueue if item[0] not in known]
+    return merged
+
+
+def unrecorded_steps(record: Record, key: str) -> list[str]:
+    """Chain steps before step `key` still marked enqueued although `key` exists: a gateway
+    died between enqueueing the next step and recording its own. Each completed, or the
+    next step would not exist, so they must be recorded before `key` (results in order)."""
+    if record["type"] != "chain" or key in CALLBACKS:
+        return []
+    return [str(i) for i, letter in enumerate(record["members"][: int(key)]) if letter == ENQUEUED]
+
+
 def cancel(record: Record, now: int) -> Step:
     """Cancel the workflow: nothing more is enqueued; jobs not yet started are cancelled."""
     rec = dict(record)

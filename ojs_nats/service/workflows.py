@@ -91,9 +91,9 @@ async def on_member_finished(
         stored = await ctx.storage.workflows.get(workflow_id)
         if stored is None or specs is None:
             return  # expired or never written: nothing to advance
-        step = wf.member_finished(
-            stored.record, specs, member, job["state"], job.get("result"), ctx.clock()
-        )
+        finished = await _unrecorded(ctx, stored.record, member)
+        finished.append((member, job["state"], job.get("result")))
+        step = wf.members_finished(stored.record, specs, finished, ctx.clock())
         if step is None:
             if enqueued and stored.record["state"] == "cancelled":
                 # Cancelled between our read and our write: take back what we enqueued.
@@ -101,18 +101,33 @@ async def on_member_finished(
             return  # already recorded (a repeated notification) or workflow finished
         await _enqueue(ctx, step.record, step.enqueue)
         enqueued += [key for key, _, _ in step.enqueue]
-        finished = step.record["state"] in wf.TERMINAL
+        done = step.record["state"] in wf.TERMINAL
         try:
             await ctx.storage.workflows.put(
-                workflow_id, step.record, stored.revision, _retention(ctx) if finished else None
+                workflow_id, step.record, stored.revision, _retention(ctx) if done else None
             )
         except RevisionConflict:
             continue
         await _emit(ctx, step.record, step.events)
-        if finished:
+        if done:
             await _finish_specs(ctx, workflow_id)
         return
     raise ConflictError(f"Workflow {workflow_id} is changing concurrently.")
+
+
+async def _unrecorded(ctx: Context, record: wf.Record, member: str) -> list[tuple[str, str, Any]]:
+    """Earlier chain steps whose own recording was lost in a crash, as they finished."""
+    keys = wf.unrecorded_steps(record, member)
+    stored = await asyncio.gather(
+        *(ctx.storage.jobs.get(wf.member_job_id(ctx.settings.namespace, record, k)) for k in keys)
+    )
+    # A record already gone (retention) completed all the same; only its result is lost.
+    return [
+        (key, s.record["job"]["state"], s.record["job"].get("result"))
+        if s
+        else (key, "completed", None)
+        for key, s in zip(keys, stored, strict=True)
+    ]
 
 
 async def on_repair(ctx: Context, timer: FiredTimer) -> None:

@@ -160,3 +160,36 @@ async def test_a_member_still_available_in_a_cancelled_workflow_is_never_handed_
     assert await fetch_one(client, "late-cancel", timeout=0.3) is None
     member = created["steps"][0]["job_id"]
     assert (await client.get(f"/ojs/v1/jobs/{member}")).json()["job"]["state"] == "cancelled"
+
+
+async def test_a_chain_step_whose_recording_was_lost_is_recorded_by_the_next_one(client):
+    # A gateway that dies between enqueueing step 1 and recording step 0 leaves the record
+    # saying step 0 is still pending: step 1's completion must record step 0 first, so the
+    # count and the results passed on stay right.
+    created = (await client.post("/ojs/v1/workflows", json={
+        "type": "chain", "steps": [job("lost-write", n) for n in range(3)]})).json()["workflow"]
+    workflows = client.app.state.ctx.storage.workflows
+    before = await workflows.get(created["id"])
+    step = await fetch_one(client, "lost-write")
+    await client.post("/ojs/v1/workers/ack", json={"job_id": step["id"], "result": {"n": 0}})
+    await workflow_state_where(client, created["id"], lambda w: w["steps_completed"] == 1)
+    current = await workflows.get(created["id"])
+    await workflows.put(created["id"], before.record, current.revision)  # the lost write
+    for n in (1, 2):
+        step = await fetch_one(client, "lost-write")
+        assert step["args"] == [n]
+        assert step["parent_results"] == [{"n": k} for k in range(n)]
+        await client.post("/ojs/v1/workers/ack", json={"job_id": step["id"], "result": {"n": n}})
+    done = await workflow_state(client, created["id"], "completed")
+    assert done["steps_completed"] == 3
+    assert [s["state"] for s in done["steps"]] == ["completed"] * 3
+
+
+async def workflow_state_where(client, workflow_id, predicate, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workflow = (await client.get(f"/ojs/v1/workflows/{workflow_id}")).json()["workflow"]
+        if predicate(workflow):
+            return workflow
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"workflow never matched: {workflow}")
