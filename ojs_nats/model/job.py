@@ -28,6 +28,9 @@ MAX_ERRORS = 50
 #: Handler response codes that override the retry policy (ojs-retry.md §7).
 DISCARD_CODES = frozenset({"DISCARD", "FAIL"})
 DEAD_LETTER_CODE = "DEAD_LETTER"
+#: `worker_id` of `job.started` / `job.heartbeat` events when the worker named none (the field is
+#: required by ojs-events.md §4.1, but FETCH and heartbeats may leave the worker anonymous).
+ANONYMOUS_WORKER = "anonymous"
 
 
 @dataclasses.dataclass(slots=True)
@@ -139,7 +142,9 @@ def claim(
     sys["ready_seq"] = None
     sys["scheduled_ms"] = None
     sys["next_attempt_ms"] = None
-    event = Event("job.started", {"worker_id": worker_id, "attempt": job["attempt"]})
+    event = Event(
+        "job.started", {"worker_id": worker_id or ANONYMOUS_WORKER, "attempt": job["attempt"]}
+    )
     return Change(rec, before, State.ACTIVE, [event], wake_at=own_timer(rec))
 
 
@@ -205,7 +210,7 @@ def extend(
     event = Event(
         "job.heartbeat",
         {
-            "worker_id": worker_id,
+            "worker_id": worker_id or lease.get("worker") or ANONYMOUS_WORKER,
             "attempt": rec["job"].get("attempt"),
             "visible_until": ids.format_ts(lease["deadline"]),
         },

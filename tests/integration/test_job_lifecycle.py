@@ -69,6 +69,20 @@ async def test_ack_stores_the_result_and_emits_events(client):
     assert [e["type"] for e in after["events"]] == ["job.completed"]
 
 
+async def test_fetch_without_worker_id_emits_a_well_formed_started_event(client):
+    job = await push(client, "anon-q")
+    [claimed] = await fetch(client, "anon-q")
+    assert "worker_id" not in claimed
+    body = (await client.get("/ojs/v1/events?queues=anon-q&types=job.started")).json()
+    [started] = body["events"]
+    assert started["data"]["worker_id"] == "anonymous"
+    assert started["data"]["attempt"] == 1
+    assert {"job_type", "queue"} <= set(started["data"])
+    # The lease stays unowned: any worker may still acknowledge the job.
+    ack = await client.post("/ojs/v1/workers/ack", json={"job_id": job["id"], "worker_id": "w-7"})
+    assert ack.status_code == 200, ack.text
+
+
 async def test_retry_then_dead_letter_then_manual_retry(client):
     retry = {"max_attempts": 2, "initial_interval": "PT0.2S", "jitter": False,
              "on_exhaustion": "dead_letter"}

@@ -127,6 +127,18 @@ def test_heartbeat_extends_the_lease_without_a_new_step():
     assert change.wake_at is None  # the pending timer re-arms itself when it fires
 
 
+def test_started_and_heartbeat_events_name_a_worker_even_when_the_fetch_named_none():
+    # ojs-events.md §4.1: `worker_id` is a required field of job.started and job.heartbeat.
+    change = jobs.claim(new(), T0 + 10, None, 30_000, None)
+    assert change.events[0].data["worker_id"] == jobs.ANONYMOUS_WORKER
+    assert "worker_id" not in change.record["job"]
+    assert change.record["sys"]["lease"]["worker"] is None  # any worker may still ack it
+    beat = jobs.extend(change.record, T0 + 20, None, None, 1_800_000)
+    assert beat.events[0].data["worker_id"] == jobs.ANONYMOUS_WORKER
+    named = jobs.extend(claimed(worker="w9"), T0 + 20, None, None, 1_800_000)
+    assert named.events[0].data["worker_id"] == "w9"
+
+
 def test_wake_requeues_an_expired_lease_then_times_out_an_overrun():
     record = claimed(visibility=3000)
     assert jobs.on_wake(record, T0 + 2000) is None
