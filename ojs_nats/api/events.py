@@ -1,4 +1,8 @@
-"""Event polling (ojs-events.md §6.4): `GET /ojs/v1/events?types=&queues=&after=&limit=`."""
+"""Event polling (ojs-events.md §6.4):
+`GET /ojs/v1/events?types=&queues=&job_types=&after=&limit=`.
+
+`after` (alias `cursor`) is the `cursor` of an earlier page or the id of an event (`evt_...`).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,30 @@ def _csv(request: Request, name: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _after(request: Request) -> int | str:
+    name = "after" if request.query_params.get("after") else "cursor"
+    raw = request.query_params.get(name) or "0"
+    if raw.isdigit():
+        return int(raw)
+    if events.is_event_id(raw):
+        return raw
+    raise InvalidRequestError(
+        f"The '{name}' parameter must be an event id (evt_<UUIDv7>) or a cursor from a"
+        " previous page.",
+        field=name,
+    )
+
+
 @router.get("")
 async def list_events(request: Request) -> Response:
-    after_raw = request.query_params.get("after") or request.query_params.get("cursor") or "0"
-    if not after_raw.isdigit():
-        raise InvalidRequestError(
-            "The 'after' parameter must be a cursor from a previous page.", field="after"
-        )
+    after = _after(request)
     limit = query_int(request, "limit", 100, minimum=1, maximum=events.MAX_LIMIT)
     page = await events.list_events(
-        context(request), _csv(request, "types"), _csv(request, "queues"), int(after_raw), limit
+        context(request),
+        _csv(request, "types"),
+        _csv(request, "queues"),
+        _csv(request, "job_types"),
+        after,
+        limit,
     )
     return ojs_response(page)

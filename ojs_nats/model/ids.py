@@ -79,6 +79,11 @@ def is_uuid7(text: object) -> bool:
     return isinstance(text, str) and UUID7_RE.match(text) is not None
 
 
+def uuid7_ms(text: str) -> int:
+    """The Unix time in milliseconds a UUIDv7 was made at (its first 48 bits)."""
+    return int(text[:8] + text[9:13], 16)
+
+
 _last_second: tuple[int, str] = (-1, "")
 
 

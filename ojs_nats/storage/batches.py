@@ -73,6 +73,18 @@ class BatchReplies:
         }
         return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, batch)
 
+    async def get_since(
+        self, stream: str, subject_filter: str, start_time: str, batch: int
+    ) -> list[Msg]:
+        """Up to `batch` stored messages matching `subject_filter`, the first stored at or after
+        `start_time` (RFC 3339, the server's clock) and those after it."""
+        body: dict[str, object] = {
+            "start_time": start_time,
+            "next_by_subj": subject_filter,
+            "batch": batch,
+        }
+        return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, batch)
+
     async def get_last_many(self, stream: str, subjects: list[str]) -> list[Msg]:
         """The last message of each of `subjects` that has one, in one request."""
         body: dict[str, object] = {"multi_last": subjects, "batch": len(subjects)}

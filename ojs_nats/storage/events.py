@@ -1,7 +1,8 @@
 """The event log: stream `<NS>_EVENTS`, subject `<ns>.events.<queue>.<type>`, limits retention.
 
 Every lifecycle event is appended here (for the polling endpoint, SSE and webhooks); reads page
-through it by stream sequence, which doubles as the opaque cursor.
+through it by stream sequence, which doubles as the opaque cursor. An event id can stand in for a
+cursor: `locate` finds its sequence from the time in its UUIDv7 (direct get by start time).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from nats.aio.msg import Msg
 
+from ojs_nats.model import ids
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
 from ojs_nats.storage.coalesce import GroupCommit
@@ -19,6 +22,10 @@ from ojs_nats.storage.connection import Connection
 #: Stored events examined per read at most (filters are applied to these).
 MAX_SCANNED = 4096
 _BATCH = 256
+#: How far an event's stored time (the NATS server's clock) may lie from the time in its id (the
+#: gateway's clock, taken just before the group commit that stores it): the window `locate`
+#: searches around that time.
+EVENT_TIME_SKEW_MS = 1000
 
 
 class EventLog:
@@ -40,11 +47,51 @@ class EventLog:
     async def _send(self, items: list[tuple[str, bytes]]) -> None:
         await self._conn.store_many([(subject, payload, None) for subject, payload in items])
 
+    async def locate(self, event_id: str, at_ms: int) -> int:
+        """The sequence to read after to resume after event `event_id`, stamped at `at_ms`.
+
+        Its own sequence when it is stored within `EVENT_TIME_SKEW_MS` of `at_ms` (and within
+        `MAX_SCANNED` events of the window's start). Otherwise (aged out, or never stored) the
+        position just before the first event stored at or after `at_ms - EVENT_TIME_SKEW_MS`:
+        nothing after the event is skipped, a few before it may come again (event delivery is
+        at-least-once, ojs-events.md §9.1).
+        """
+        stream, everything = self._names.events_stream, self._names.event_filter(None, None)
+        start = ids.format_ts(max(0, at_ms - EVENT_TIME_SKEW_MS))
+        msgs = await self._batches.get_since(stream, everything, start, _BATCH)
+        if not msgs:
+            return await self._last_sequence()  # every stored event is older than the window
+        needle = b'"id":' + orjson.dumps(event_id)
+        first = _sequence(msgs[0], 1)
+        scanned, seq = 0, first
+        while msgs:
+            for msg in msgs:
+                seq = _sequence(msg, seq + 1)
+                if needle in msg.data and orjson.loads(msg.data).get("id") == event_id:
+                    return seq
+                scanned += 1
+                if scanned >= MAX_SCANNED or _stored_ms(msg) > at_ms + EVENT_TIME_SKEW_MS:
+                    return first - 1
+            if len(msgs) < _BATCH:
+                break
+            msgs = await self._batches.get_many(stream, everything, seq + 1, _BATCH)
+        return first - 1
+
+    async def _last_sequence(self) -> int:
+        info = await self._conn.api(f"$JS.API.STREAM.INFO.{self._names.events_stream}")
+        return int(info.get("state", {}).get("last_seq", 0))
+
     async def read(
-        self, types: Iterable[str], queues: Iterable[str], after_seq: int, limit: int
+        self,
+        types: Iterable[str],
+        queues: Iterable[str],
+        after_seq: int,
+        limit: int,
+        job_types: Iterable[str] = (),
     ) -> tuple[list[dict[str, Any]], int, bool]:
-        """Events after `after_seq` matching the filters: (events, last sequence, more left)."""
-        type_set, queue_set = set(types), set(queues)
+        """Events after `after_seq` matching all filters given: (events, last sequence examined,
+        more left). `types` entries may end in `*` (prefix match)."""
+        type_set, queue_set, job_type_set = set(types), set(queues), set(job_types)
         subject = self._names.event_filter(
             next(iter(queue_set)) if len(queue_set) == 1 else None,
             next(iter(type_set))
@@ -61,9 +108,9 @@ class EventLog:
                 return found, cursor, False
             for msg in msgs:
                 scanned += 1
-                seq = int((msg.headers or {}).get("Nats-Sequence", cursor + 1))
+                seq = _sequence(msg, cursor + 1)
                 event = orjson.loads(msg.data)
-                if _matches(event, type_set, queue_set):
+                if _matches(event, type_set, queue_set, job_type_set):
                     found.append(event)
                 cursor = seq
                 if len(found) >= limit:
@@ -73,8 +120,24 @@ class EventLog:
         return found, cursor, True
 
 
-def _matches(event: dict[str, Any], types: set[str], queues: set[str]) -> bool:
-    if queues and (event.get("data") or {}).get("queue") not in queues:
+def _sequence(msg: Msg, default: int) -> int:
+    return int((msg.headers or {}).get("Nats-Sequence", default))
+
+
+def _stored_ms(msg: Msg) -> int:
+    """When the server stored `msg` (0 if the reply does not say)."""
+    stamp = (msg.headers or {}).get("Nats-Time-Stamp")
+    try:
+        return ids.parse_ts(stamp) if stamp else 0
+    except ValueError:
+        return 0
+
+
+def _matches(event: dict[str, Any], types: set[str], queues: set[str], job_types: set[str]) -> bool:
+    data = event.get("data") or {}
+    if queues and data.get("queue") not in queues:
+        return False
+    if job_types and data.get("job_type") not in job_types:
         return False
     if not types:
         return True

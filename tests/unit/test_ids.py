@@ -56,3 +56,8 @@ def test_parse_ts(text, expected):
 def test_parse_ts_requires_a_zone(bad):
     with pytest.raises(ValueError, match="RFC 3339"):
         ids.parse_ts(bad)
+
+
+def test_uuid7_ms_reads_back_the_time_of_the_id():
+    assert ids.uuid7_ms(ids.uuid7(1_770_892_200_123)) >= 1_770_892_200_123
+    assert ids.uuid7_ms(ids.derived_uuid7(1_770_892_200_123, "x")) == 1_770_892_200_123

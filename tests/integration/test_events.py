@@ -1,0 +1,94 @@
+"""Event polling (ojs-events.md §6.4): filters (`types`, `queues`, `job_types`, AND-combined)
+and resumption with `after` = a page's cursor or an event id."""
+
+import pytest
+
+from ojs_nats.model import ids
+from tests.integration.test_bad_input import assert_ojs_error
+
+
+async def push(client, queue, job_type="a.b"):
+    body = {"type": job_type, "args": [], "options": {"queue": queue}}
+    response = await client.post("/ojs/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["job"]
+
+
+async def events(client, query):
+    response = await client.get(f"/ojs/v1/events?{query}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_job_types_filter_combines_with_the_other_filters(client):
+    await push(client, "jt-q", "email.send")
+    await push(client, "jt-q", "report.build")
+    await push(client, "jt-other", "email.send")
+    await client.post("/ojs/v1/queues/jt-q/pause")  # a queue event: it has no job type
+    got = (await events(client, "job_types=email.send"))["events"]
+    assert [(e["data"]["queue"], e["data"]["job_type"]) for e in got] == [
+        ("jt-q", "email.send"), ("jt-other", "email.send")]
+    got = (await events(client, "job_types=email.send,report.build&queues=jt-q"))["events"]
+    assert [e["data"]["job_type"] for e in got] == ["email.send", "report.build"]
+    got = (await events(client, "job_types=report.build&types=job.*&queues=jt-q"))["events"]
+    assert [e["type"] for e in got] == ["job.enqueued"]
+    assert (await events(client, "job_types=report.build&types=job.started"))["events"] == []
+
+
+async def test_after_an_event_id_returns_the_events_stored_after_it(client):
+    for n in range(4):
+        await push(client, "after-q", f"t.n{n}")
+    everything = (await events(client, "queues=after-q"))["events"]
+    assert len(everything) == 4
+    second = everything[1]["id"]
+    rest = await events(client, f"after={second}")
+    assert [e["id"] for e in rest["events"]] == [e["id"] for e in everything[2:]]
+    # Filters apply to what follows the event, whatever the event itself was.
+    only = await events(client, f"after={second}&job_types=t.n3")
+    assert [e["data"]["job_type"] for e in only["events"]] == ["t.n3"]
+    # The last event: nothing after it, and the cursor keeps the place for the next poll.
+    last = await events(client, f"after={everything[-1]['id']}")
+    assert last["events"] == []
+    assert last["has_more"] is False
+    await push(client, "after-q", "t.n4")
+    later = await events(client, f"after={last['cursor']}")
+    assert [e["data"]["job_type"] for e in later["events"]] == ["t.n4"]
+
+
+async def test_after_an_event_id_pages_with_limit(client):
+    for n in range(5):
+        await push(client, "page-q", f"t.n{n}")
+    first = (await events(client, "queues=page-q&limit=1"))["events"]
+    seen = [first[0]["data"]["job_type"]]
+    after = first[0]["id"]
+    while True:
+        page = await events(client, f"queues=page-q&limit=2&after={after}")
+        seen += [e["data"]["job_type"] for e in page["events"]]
+        if not page["has_more"]:
+            break
+        after = page["events"][-1]["id"]  # resume by event id, as a consumer would
+    assert seen == [f"t.n{n}" for n in range(5)]
+
+
+async def test_after_an_unknown_event_id_resumes_from_its_time(client):
+    await push(client, "time-q")
+    now = ids.now_ms()
+    past = "evt_" + ids.uuid7(now - 3_600_000)
+    assert len((await events(client, f"after={past}"))["events"]) == 1
+    future = "evt_" + ids.derived_uuid7(now + 3_600_000, "nobody")
+    page = await events(client, f"after={future}")
+    assert page["events"] == []
+    assert page["has_more"] is False
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("after=evt_not-a-uuid", "after"),
+    ("after=abc", "after"),
+    ("after=-1", "after"),
+    ("cursor=evt_019539a4-b68c-4def-8000-aabbccddeeff", "cursor"),  # UUIDv4, not v7
+    ("limit=many", "limit"),
+    ("limit=0", "limit"),
+])
+async def test_bad_event_query_parameters_are_400_invalid_request(client, query, field):
+    error = assert_ojs_error(await client.get(f"/ojs/v1/events?{query}"), 400, "invalid_request")
+    assert field in error["message"]
