@@ -44,6 +44,9 @@ class Settings:
     finished_retention_s: int = 86_400
     #: How long dead-lettered jobs stay listable and retryable.
     dead_letter_retention_s: int = 604_800
+    #: Most dead-lettered jobs kept (all queues together); the oldest beyond it are pruned
+    #: (ojs-dead-letter.md §5.2; 0 = no count limit, only the retention time).
+    dead_letter_max_count: int = 10_000
     #: Event log limits.
     events_max_age_s: int = 604_800
     events_max_count: int = 1_000_000
@@ -121,6 +124,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "default_timeout_ms": ("OJS_DEFAULT_TIMEOUT_MS", _positive_int),
     "finished_retention_s": ("OJS_FINISHED_RETENTION_S", _positive_int),
     "dead_letter_retention_s": ("OJS_DEAD_LETTER_RETENTION_S", _positive_int),
+    "dead_letter_max_count": ("OJS_DEAD_LETTER_MAX_COUNT", _positive_int),
     "events_max_age_s": ("OJS_EVENTS_MAX_AGE_S", _positive_int),
     "events_max_count": ("OJS_EVENTS_MAX_COUNT", _positive_int),
     "enable_test_reset": ("OJS_ENABLE_TEST_RESET", _bool),

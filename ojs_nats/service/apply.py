@@ -21,7 +21,7 @@ from ojs_nats.errors import ConflictError, NotFoundError
 from ojs_nats.model import ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.lifecycle import State
-from ojs_nats.service import queue_config, releases
+from ojs_nats.service import dead_retention, queue_config, releases
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict, Stored
 
@@ -162,7 +162,7 @@ def _follow_ups(
         deltas[str(change.before)] = deltas.get(str(change.before), 0) - 1
     work.append(st.counters.add(queue, deltas))
     if change.dead_letter is True:
-        work.append(st.dead.add(queue, job_id, queue_config.retention_s(ctx, queue, None, True)))
+        work.append(_dead_letter(ctx, queue, job_id))
     elif change.dead_letter is False:
         work.append(st.dead.remove(queue, job_id))
     if previous is not None and change.step != int(previous["sys"]["step"]):
@@ -173,6 +173,12 @@ def _follow_ups(
             work.append(st.ready.delete(int(seq)))
     work += releases.follow_ups(ctx, change, previous, _retention(ctx, change))
     return work
+
+
+async def _dead_letter(ctx: Context, queue: str, job_id: str) -> None:
+    """Index a dead-lettered job, then hold the queue to its count limit."""
+    ttl = queue_config.retention_s(ctx, queue, None, True)
+    await dead_retention.enforce(ctx, await ctx.storage.dead.add(queue, job_id, ttl))
 
 
 def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict[str, Any]:

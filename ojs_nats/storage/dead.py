@@ -24,11 +24,48 @@ class DeadLetters:
         self._batches = batches
         self._retention_s = retention_s
 
-    async def add(self, queue: str, job_id: str, retention_s: int | None = None) -> None:
-        """Index a dead-lettered job for `retention_s` (default: the configured retention)."""
+    async def add(self, queue: str, job_id: str, retention_s: int | None = None) -> int:
+        """Index a dead-lettered job for `retention_s` (default: the configured retention);
+        returns the entry's sequence (sequences only grow: no more entries are stored)."""
         ttl = retention_s if retention_s is not None else self._retention_s
         headers = {n.MSG_TTL: f"{ttl}s"} if ttl else None
-        await self._conn.store(self._names.dead_subject(queue, job_id), job_id.encode(), headers)
+        return await self._conn.store(
+            self._names.dead_subject(queue, job_id), job_id.encode(), headers
+        )
+
+    async def size(self) -> tuple[int, int]:
+        """(entries stored, sequence of the oldest) over all queues."""
+        info = await self._conn.api(f"$JS.API.STREAM.INFO.{self._names.dead_stream}")
+        state = info.get("state", {})
+        return int(state.get("messages", 0)), int(state.get("first_seq", 0))
+
+    async def oldest(self, from_seq: int, count: int) -> list[tuple[int, str, str]]:
+        """Up to `count` entries from `from_seq` on, oldest first: (sequence, queue, job id)."""
+        found: list[tuple[int, str, str]] = []
+        cursor = from_seq - 1
+        while len(found) < count:
+            msgs = await self._batches.get_many(
+                self._names.dead_stream, self._names.dead_filter(None), cursor + 1, _BATCH
+            )
+            for msg in msgs[: count - len(found)]:
+                headers = msg.headers or {}
+                cursor = int(headers.get("Nats-Sequence", cursor + 1))
+                queue = str(headers.get("Nats-Subject", "")).split(".")[-2]
+                found.append((cursor, n.decode_queue(queue), msg.data.decode()))
+            if len(msgs) < _BATCH:
+                break
+        return found
+
+    async def take(self, seq: int) -> bool:
+        """Delete the entry at `seq`; False if it is gone already (another replica took it,
+        or it expired or was removed): whoever gets True owns what follows from it."""
+        try:
+            await self._conn.api(
+                f"$JS.API.STREAM.MSG.DELETE.{self._names.dead_stream}", {"seq": seq}
+            )
+        except JetStreamError:
+            return False
+        return True
 
     async def remove(self, queue: str, job_id: str) -> None:
         with contextlib.suppress(JetStreamError):

@@ -85,6 +85,12 @@ class JobRecords:
         """Replace the record if it is still at `revision`; returns the new revision."""
         return await self._write(job_id, record, revision, ttl_s)
 
+    async def delete_at(self, job_id: str, revision: int) -> None:
+        """Delete the record if it is still at `revision`; raises `RevisionConflict` if not."""
+        headers = {n.EXPECTED_LAST_SUBJECT_SEQ: str(revision), n.KV_OPERATION: "DEL"}
+        await self._conn.store(self._subject(job_id), b"", headers)
+        await self.delete(job_id)  # the marker too, as `delete` leaves nothing behind
+
     async def delete(self, job_id: str) -> None:
         await self._conn.api(
             f"$JS.API.STREAM.PURGE.{self._names.jobs_stream}", {"filter": self._subject(job_id)}

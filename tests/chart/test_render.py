@@ -123,6 +123,7 @@ def test_gateway_env_is_exactly_the_readme_variables_with_their_defaults() -> No
     defaults = Settings()
     for field in ("port", "namespace", "max_body_bytes", "default_visibility_timeout_ms",
                   "default_timeout_ms", "finished_retention_s", "dead_letter_retention_s",
+                  "dead_letter_max_count",
                   "events_max_age_s", "events_max_count", "enable_test_reset",
                   "drain_timeout_s", "log_level", "service_name"):
         assert getattr(settings, field) == getattr(defaults, field), field

@@ -166,6 +166,8 @@ that order, each from gateway.config. OJS_NATS_SERVER_BIN is left out: it only m
   value: {{ int64 $c.finishedRetentionS | quote }}
 - name: OJS_DEAD_LETTER_RETENTION_S
   value: {{ int64 $c.deadLetterRetentionS | quote }}
+- name: OJS_DEAD_LETTER_MAX_COUNT
+  value: {{ int64 $c.deadLetterMaxCount | quote }}
 - name: OJS_EVENTS_MAX_AGE_S
   value: {{ int64 $c.eventsMaxAgeS | quote }}
 - name: OJS_EVENTS_MAX_COUNT
