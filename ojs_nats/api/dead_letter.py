@@ -1,4 +1,4 @@
-"""Dead-letter endpoints (§12): list, retry, discard."""
+"""Dead-letter endpoints (§12): list (and search, ojs-dead-letter.md §9.1), retry, discard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from ojs_nats.api.http import context, json_body, ojs_response, query_int
 from ojs_nats.api.jobs import checked_id
 from ojs_nats.errors import InvalidRequestError
-from ojs_nats.model import envelope
+from ojs_nats.model import envelope, ids
 from ojs_nats.service import dead_letter
 
 router = APIRouter(prefix="/ojs/v1/dead-letter")
@@ -31,7 +31,34 @@ async def list_dead(request: Request) -> Response:
                 "The 'cursor' parameter is not a cursor this server issued.", field="cursor"
             )
         after = int(cursor)
-    return ojs_response(await dead_letter.page(context(request), queue, limit, offset, after))
+    match = _search(request)
+    if match:
+        page = await dead_letter.search(context(request), queue, match, limit, offset, after)
+    else:
+        page = await dead_letter.page(context(request), queue, limit, offset, after)
+    return ojs_response(page)
+
+
+def _search(request: Request) -> dead_letter.Search:
+    """`type` (exact, or a prefix ending in `*`), `error_type`, `since` and `until` (RFC 3339
+    bounds of `discarded_at`)."""
+    params = request.query_params
+    bounds: dict[str, int | None] = {}
+    for name in ("since", "until"):
+        raw = params.get(name) or None
+        try:
+            bounds[name] = ids.parse_ts(raw) if raw else None
+        except ValueError as exc:
+            raise InvalidRequestError(
+                f"Query parameter '{name}' must be an RFC 3339 timestamp with a time zone.",
+                field=name,
+            ) from exc
+    return dead_letter.Search(
+        type=params.get("type") or None,
+        error_type=params.get("error_type") or None,
+        since=bounds["since"],
+        until=bounds["until"],
+    )
 
 
 @router.post("/{job_id}/retry")

@@ -74,6 +74,18 @@ class DeadLetters:
                 {"filter": self._names.dead_subject(queue, job_id)},
             )
 
+    async def scan(
+        self, queue: str | None, after_seq: int, batch: int
+    ) -> tuple[list[tuple[int, str]], bool]:
+        """Up to `batch` entries after `after_seq`, oldest first: ((sequence, job id) list,
+        whether entries may remain after them)."""
+        msgs = await self._batches.get_many(
+            self._names.dead_stream, self._names.dead_filter(queue), after_seq + 1, batch
+        )
+        entries = [(int((m.headers or {}).get("Nats-Sequence", 0)), m.data.decode()) for m in msgs]
+        pending = int((msgs[-1].headers or {}).get("Nats-Num-Pending", 1)) if msgs else 0
+        return entries, pending > 0
+
     async def page(
         self, queue: str | None, offset: int, limit: int, after_seq: int = 0
     ) -> tuple[list[str], int, int]:
