@@ -1,7 +1,13 @@
 """Schema registry (HTTP binding §15, schema registry §4) and args validation at enqueue."""
 
+import asyncio
 import time
 from urllib.parse import quote
+
+import httpx
+
+from ojs_nats.api.app import create_app
+from ojs_nats.storage.schemas import REFRESH_S
 
 EMAIL = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -197,3 +203,17 @@ async def test_deletion_applies_to_enqueue_at_once(client):
     assert (await client.delete(path(URI))).status_code == 200
     assert (await client.post("/ojs/v1/jobs", json=bad)).status_code == 201
     assert time.monotonic() - started < 1.0
+
+
+async def test_another_replica_applies_a_registration_within_the_refresh_bound(client, settings):
+    other_app = create_app(settings)
+    async with other_app.router.lifespan_context(other_app):
+        transport = httpx.ASGITransport(app=other_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as other:
+            bad = {"type": "email.send", "args": [42], "options": {"queue": "svr"}}
+            assert (await other.post("/ojs/v1/jobs", json=bad)).status_code == 201  # no schema
+            assert (await register(client)).status_code == 201
+            registered = time.monotonic()
+            while (await other.post("/ojs/v1/jobs", json=bad)).status_code == 201:
+                assert time.monotonic() - registered < REFRESH_S + 0.5
+                await asyncio.sleep(0.05)
