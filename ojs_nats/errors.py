@@ -67,6 +67,18 @@ class ValidationError(OjsError):
     hint = "Fix the field named in details.field."
 
 
+class SchemaValidationError(OjsError):
+    """The job's args do not conform to its registered schema.
+
+    400 `schema_validation` as HTTP binding §16.3 names it (schema registry §7.3 writes 422
+    `validation_error`; the binding is the authority for HTTP codes).
+    """
+
+    code = "schema_validation"
+    status = 400
+    hint = "Fix the args named in details.validation_errors, or GET /ojs/v1/schemas/{uri}."
+
+
 class NotFoundError(OjsError):
     """The requested resource does not exist."""
 

@@ -35,6 +35,7 @@ from ojs_nats.api import (
     jobs,
     progress,
     queues,
+    schemas,
     system,
     workers,
     workflows,
@@ -259,6 +260,7 @@ def create_app(settings: Settings | None = None, handle_signals: bool = False) -
         events,
         cron,
         workflows,
+        schemas,
         system,
     ):
         app.include_router(module.router)

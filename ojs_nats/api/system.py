@@ -40,7 +40,7 @@ def manifest_body() -> dict[str, Any]:
             "job_ttl": True,
             "priority_queues": True,
             "rate_limiting": True,
-            "schema_validation": False,
+            "schema_validation": True,
             "unique_jobs": {
                 "strength": "strong",
                 "mechanism": "JetStream KV create-if-absent and compare-and-set per uniqueness key",
@@ -54,7 +54,8 @@ def manifest_body() -> dict[str, Any]:
             "visibility_timeout": True,
             "events_polling": True,
         },
-        "extensions": [],
+        # Its MUSTs (SR-001..006); validation modes and breaking-change checks are not built.
+        "extensions": ["urn:ojs:ext:schema-registry"],
         "unique_job_strength": "strong",
         "endpoints": {"manifest": "/ojs/manifest", "health": "/ojs/v1/health"},
         "durability": {"storage": "nats-jetstream", "acknowledged_writes": True},

@@ -25,7 +25,8 @@ from ojs_nats.errors import (
 from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.envelope import Submission
-from ojs_nats.service import backpressure, queue_config, unique
+from ojs_nats.model.schemas import Catalog
+from ojs_nats.service import backpressure, queue_config, schemas, unique
 from ojs_nats.service.apply import TIMER_KIND, event_envelope
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict
@@ -100,7 +101,7 @@ async def push_batch(
         OjsError: a failure of the batch as a whole (a queue's depth bound, storage).
     """
     now = ctx.clock()
-    items = _validate(ctx, raw, now)
+    items = _validate(ctx, raw, now, await schemas.catalog(ctx))
     if atomic:
         _raise_first(items)
     todo = [i for i in items if i.error is None]
@@ -114,7 +115,7 @@ async def push_batch(
     return items
 
 
-def _validate(ctx: Context, raw: list[Any], now: int) -> list[Item]:
+def _validate(ctx: Context, raw: list[Any], now: int, known: Catalog) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     retry = queue_config.default_retry(ctx)
@@ -126,6 +127,7 @@ def _validate(ctx: Context, raw: list[Any], now: int) -> list[Item]:
                 raise PayloadTooLargeError(f"The job exceeds {limit} bytes.", limit_bytes=limit)
             item.submission = envelope.parse_submission(body, now, queue_retry=retry)
             unique.key_of(item.submission)
+            schemas.check(known, item.submission)
             if item.submission.id in seen:
                 raise InvalidRequestError(
                     f"The id '{item.submission.id}' appears twice in the batch.", field="id"

@@ -1,6 +1,7 @@
 """PUSH: validate an enqueue request and store the job (ojs-http-binding.md §9.1). Order:
-validate, the queue's depth bound, the uniqueness key (may answer with the existing job), drop
-the oldest jobs if the bound says so, then the job's own writes (`apply.commit`).
+validate (the envelope, then the args against their registered schema), the queue's depth
+bound, the uniqueness key (may answer with the existing job), drop the oldest jobs if the bound
+says so, then the job's own writes (`apply.commit`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ojs_nats.errors import DuplicateError
 from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.envelope import Submission
-from ojs_nats.service import backpressure, queue_config, unique
+from ojs_nats.service import backpressure, queue_config, schemas, unique
 from ojs_nats.service.apply import commit
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict
@@ -31,6 +32,7 @@ async def push(ctx: Context, body: object, block_timeout_s: float = 0.0) -> Push
     now = ctx.clock()
     submission = envelope.parse_submission(body, now, queue_retry=queue_config.default_retry(ctx))
     unique.key_of(submission)  # validates args_keys before anything is written
+    schemas.check(await schemas.catalog(ctx), submission)
     room = await backpressure.make_room(ctx, submission.queue, 1, block_timeout_s)
     admission = await unique.admit(ctx, submission, now)
     if admission.existing is not None:

@@ -24,6 +24,7 @@ from ojs_nats.storage.limits import LimitStore
 from ojs_nats.storage.names import Names
 from ojs_nats.storage.queues import QueueSettings
 from ojs_nats.storage.ready import ReadyEntry, ReadyIndex
+from ojs_nats.storage.schemas import SchemaRegistry
 from ojs_nats.storage.throughput import Throughput
 from ojs_nats.storage.timers import FiredTimer, Timers
 from ojs_nats.storage.unique import UniqueLocks
@@ -57,6 +58,7 @@ class Storage:
         self.queues = QueueSettings(conn, self.names)
         self.workers = Workers(conn, self.names)
         self.cron = CronRegistry(conn, self.names, self.batches)
+        self.schemas = SchemaRegistry(conn, self.names, self.batches)
         self.workflows = WorkflowRecords(conn, self.names)
         self.unique = UniqueLocks(conn, self.names)
         self.limits = LimitStore(conn, self.names, self.batches)
@@ -90,10 +92,11 @@ class Storage:
     def forget_caches(self) -> None:
         self.ready.forget()
         self.queues.forget()
+        self.schemas.forget()
 
     async def reset(self) -> None:
-        """Wipe every job, timer, event, counter, queue setting, worker, uniqueness lock and
-        rate-limit state (test-only)."""
+        """Wipe every job, timer, event, counter, queue setting, worker, schema, uniqueness lock
+        and rate-limit state (test-only)."""
         names = self.names
         streams = [
             names.ready_stream,
@@ -105,6 +108,7 @@ class Storage:
             f"KV_{names.queues_bucket}",
             f"KV_{names.workers_bucket}",
             f"KV_{names.cron_bucket}",
+            f"KV_{names.schemas_bucket}",
             f"KV_{names.workflows_bucket}",
             f"KV_{names.unique_bucket}",
             f"KV_{names.limits_bucket}",

@@ -67,6 +67,10 @@ class Names:
         return f"{self.prefix}_WORKFLOWS"
 
     @property
+    def schemas_bucket(self) -> str:
+        return f"{self.prefix}_SCHEMAS"
+
+    @property
     def unique_bucket(self) -> str:
         return f"{self.prefix}_UNIQUE"
 

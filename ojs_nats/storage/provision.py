@@ -79,6 +79,8 @@ def stream_configs(settings: Settings) -> list[dict[str, Any]]:
         _bucket(settings, names.queues_bucket),
         _bucket(settings, names.workers_bucket, **with_ttl),
         _bucket(settings, names.cron_bucket),
+        # Job argument schemas: a record and its (type, version) claim, created atomically.
+        _bucket(settings, names.schemas_bucket, **atomic),
         _bucket(
             settings, names.workflows_bucket, max_msg_size=settings.max_body_bytes * 4, **with_ttl
         ),
