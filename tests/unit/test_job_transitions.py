@@ -170,6 +170,38 @@ def test_execution_timeout_records_its_kind_and_emits_job_timeout():
     assert timed.events[0].data["attempt"] == 1
 
 
+def test_a_silent_job_stalls_at_its_heartbeat_timeout_and_a_beat_resets_the_clock():
+    # ojs-timeouts.md §5.5, §7.3, §8: error type `stalled`, `job.stalled`, then the retry policy.
+    record = jobs.claim(new(), T0 + 10, "w1", 600_000, None, heartbeat_ms=60_000).record
+    assert jobs.next_wake(record) == T0 + 10 + 60_000
+    assert jobs.on_wake(record, T0 + 60_000) is None
+    beaten = jobs.extend(record, T0 + 50_000, "w1", None, 1_800_000).record
+    assert jobs.next_wake(beaten) == T0 + 110_000
+    assert jobs.on_wake(beaten, T0 + 100_000) is None
+    stalled = jobs.on_wake(beaten, T0 + 110_500)
+    assert stalled is not None
+    assert stalled.after is State.RETRYABLE
+    error = stalled.record["job"]["error"]
+    assert (error["type"], error["timeout_kind"]) == ("stalled", "stalled")
+    assert (error["limit_seconds"], error["elapsed_seconds"]) == (60.0, 60.5)
+    assert [e.type for e in stalled.events] == ["job.stalled", "job.failed", "job.retrying"]
+    assert stalled.events[0].data["worker_id"] == "w1"
+
+
+def test_the_earlier_of_stall_and_lease_expiry_decides():
+    record = jobs.claim(new(), T0, "w1", 1_000, None, heartbeat_ms=5_000).record
+    change = jobs.on_wake(record, T0 + 6_000)
+    assert change is not None
+    assert change.after is State.AVAILABLE  # the lease ran out first: visibility timeout
+    assert change.record["job"]["errors"][-1]["type"] == "visibility_timeout"
+    last = jobs.claim(new({"retry": {"max_attempts": 1}}), T0, "w1", 60_000, None,
+                      heartbeat_ms=1_000).record
+    discarded = jobs.on_wake(last, T0 + 1_000)
+    assert discarded is not None
+    assert discarded.after is State.DISCARDED
+    assert [e.type for e in discarded.events] == ["job.stalled", "job.failed", "job.discarded"]
+
+
 def test_visibility_expiry_on_the_last_attempt_follows_the_retry_policy():
     record = claimed({"retry": {"max_attempts": 1}}, visibility=1000)
     change = jobs.on_wake(record, T0 + 1100)
