@@ -540,6 +540,61 @@ def _stalled(
     return change
 
 
+def worker_lost(
+    record: Record,
+    now: int,
+    worker_id: str,
+    last_beat_ms: int,
+    limit_ms: int,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> Change | None:
+    """The job's worker was declared dead (ojs-worker-protocol.md §10.2): an active job it
+    claimed before its last heartbeat is available again at once (or discarded when no attempt
+    is left), with a `worker_death` error in its history; None when the job is not its any more.
+    """
+    before = _state(record)
+    lease = record["sys"].get("lease") or {}
+    if (
+        before != State.ACTIVE
+        or lease.get("worker") != worker_id
+        or int(lease.get("started_ms") or 0) > last_beat_ms
+    ):
+        return None
+    silent = now - last_beat_ms
+    error = {
+        "code": "worker_death",
+        "type": "worker_death",
+        "retryable": True,
+        "message": f"Worker {worker_id} sent no heartbeat for {silent} ms and was declared dead.",
+        "details": {"worker_id": worker_id},
+    }
+    attempt = int(record["job"].get("attempt", 0))
+    stalled = Event(
+        "job.stalled",
+        {
+            "timeout_kind": "stalled",
+            "reason": "worker_death",
+            "limit_seconds": limit_ms / 1000,
+            "elapsed_seconds": silent / 1000,
+            "attempt": attempt,
+            "worker_id": worker_id,
+            "last_heartbeat_at": ids.format_ts(last_beat_ms),
+        },
+    )
+    policy = RetryPolicy.from_record(record["sys"]["policy"])
+    if attempt >= max(policy.max_attempts, 1):
+        change = _apply_failure(record, before, now, error, uniform)
+    else:
+        # As for an expired lease: available at once, the lost attempt kept in the history.
+        change = _make_available(
+            record, before, now, Event("job.requeued", {"reason": "worker_death"})
+        )
+        job = change.record["job"]
+        job["errors"] = [*(job.get("errors") or []), error_entry(error, attempt, now)][-MAX_ERRORS:]
+    change.events.insert(0, stalled)
+    return change
+
+
 def _expire(record: Record, before: State, now: int) -> Change:
     rec = _next_step(record)
     job = rec["job"]

@@ -202,6 +202,25 @@ def test_the_earlier_of_stall_and_lease_expiry_decides():
     assert [e.type for e in discarded.events] == ["job.stalled", "job.failed", "job.discarded"]
 
 
+def test_a_dead_workers_job_is_available_at_once_only_if_still_its_own():
+    # ojs-worker-protocol.md §10.2: worker_death in the history, available now, no backoff.
+    record = claimed(worker="w1")  # claimed at T0 + 10
+    change = jobs.worker_lost(record, T0 + 40_000, "w1", T0 + 5_000, 30_000)
+    assert change is not None
+    assert change.after is State.AVAILABLE
+    assert change.ready
+    assert change.record["job"]["errors"][-1]["type"] == "worker_death"
+    assert [e.type for e in change.events] == ["job.stalled", "job.requeued"]
+    assert change.events[0].data["reason"] == "worker_death"
+    assert jobs.worker_lost(record, T0 + 40_000, "w2", T0 + 5_000, 30_000) is None
+    # Claimed after the heartbeat whose list is used: not known to be the dead worker's job.
+    assert jobs.worker_lost(record, T0 + 40_000, "w1", T0, 30_000) is None
+    last = claimed({"retry": {"max_attempts": 1}})
+    discarded = jobs.worker_lost(last, T0 + 40_000, "w1", T0 + 5_000, 30_000)
+    assert discarded is not None
+    assert discarded.after is State.DISCARDED
+
+
 def test_visibility_expiry_on_the_last_attempt_follows_the_retry_policy():
     record = claimed({"retry": {"max_attempts": 1}}, visibility=1000)
     change = jobs.on_wake(record, T0 + 1100)
