@@ -38,6 +38,12 @@ class Settings:
     max_body_bytes: int = 1_048_576
     #: Reservation of a fetched job when neither the job nor the fetch names one.
     default_visibility_timeout_ms: int = 1_800_000
+    #: Heartbeat timeout of an active job that does not set `heartbeat_timeout(_ms)`: with no
+    #: BEAT or progress report for this long the job is stalled (ojs-timeouts.md §5.5; 0 = off).
+    default_heartbeat_timeout_ms: int = 60_000
+    #: A worker without a heartbeat for this long is dead: its listed jobs are recovered at once
+    #: (ojs-worker-protocol.md §10; 0 = off, leaving them to their stall/visibility timeouts).
+    worker_heartbeat_timeout_ms: int = 30_000
     #: Execution timeout of a job that does not set `timeout_ms` (0 = none beyond visibility).
     default_timeout_ms: int = 0
     #: How long finished (completed, cancelled, discarded) jobs stay readable.
@@ -121,7 +127,9 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "replicas": ("OJS_REPLICAS", _positive_int),
     "max_body_bytes": ("OJS_MAX_BODY_BYTES", _positive_int),
     "default_visibility_timeout_ms": ("OJS_DEFAULT_VISIBILITY_TIMEOUT_MS", _positive_int),
+    "default_heartbeat_timeout_ms": ("OJS_DEFAULT_HEARTBEAT_TIMEOUT_MS", _positive_int),
     "default_timeout_ms": ("OJS_DEFAULT_TIMEOUT_MS", _positive_int),
+    "worker_heartbeat_timeout_ms": ("OJS_WORKER_HEARTBEAT_TIMEOUT_MS", _positive_int),
     "finished_retention_s": ("OJS_FINISHED_RETENTION_S", _positive_int),
     "dead_letter_retention_s": ("OJS_DEAD_LETTER_RETENTION_S", _positive_int),
     "dead_letter_max_count": ("OJS_DEAD_LETTER_MAX_COUNT", _positive_int),

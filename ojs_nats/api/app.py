@@ -25,6 +25,7 @@ from ojs_nats import __version__
 from ojs_nats.api import (
     admin,
     admin_queues,
+    admin_workers,
     batch,
     cron,
     dead_letter,
@@ -256,6 +257,7 @@ def create_app(settings: Settings | None = None, handle_signals: bool = False) -
         workers,
         queues,
         admin_queues,
+        admin_workers,
         dead_letter,
         events,
         cron,

@@ -70,6 +70,8 @@ ENVELOPE_FIELDS = frozenset(
         "tags",
         "visibility_timeout",
         "visibility_timeout_ms",
+        "heartbeat_timeout",
+        "heartbeat_timeout_ms",
         "options",
         "pending",
         "rate_limit",
@@ -91,6 +93,8 @@ class Submission:
     pending: bool
     unique: dict[str, Any] | None
     rate_limit: dict[str, Any] | None
+    #: Longest silence between heartbeats before the job counts as stalled (ojs-timeouts §5.5).
+    heartbeat_ms: int | None = None
 
     @property
     def id(self) -> str:
@@ -185,6 +189,7 @@ def parse_submission(
         "schema": schema,
         "timeout_ms": timing.timeout_ms,
         "visibility_timeout_ms": timing.visibility_ms,
+        "heartbeat_timeout_ms": timing.heartbeat_ms,
         "scheduled_at": timing.scheduled_at,
         "expires_at": timing.expires_at,
         "unique": unique,
@@ -201,6 +206,7 @@ def parse_submission(
         pending=pending,
         unique=unique,
         rate_limit=dict(rate_limit) if rate_limit is not None else None,
+        heartbeat_ms=timing.heartbeat_ms,
     )
 
 
@@ -208,6 +214,7 @@ def parse_submission(
 class _Timing:
     timeout_ms: int | None
     visibility_ms: int | None
+    heartbeat_ms: int | None
     scheduled_ms: int | None
     scheduled_at: str | None
     expires_ms: int | None
@@ -227,6 +234,9 @@ def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) ->
     visibility_ms = _positive_ms(pick("visibility_timeout_ms"), "visibility_timeout_ms")
     if visibility_ms is None and body.get("visibility_timeout") is not None:
         visibility_ms = _seconds_to_ms(body["visibility_timeout"], "visibility_timeout")
+    heartbeat_ms = _positive_ms(pick("heartbeat_timeout_ms"), "heartbeat_timeout_ms")
+    if heartbeat_ms is None and pick("heartbeat_timeout") is not None:
+        heartbeat_ms = _seconds_to_ms(pick("heartbeat_timeout"), "heartbeat_timeout")
     scheduled_raw = pick("scheduled_at", "delay_until")
     scheduled_ms = _when(scheduled_raw, "scheduled_at", now_ms)
     expires_raw = pick("expires_at")
@@ -234,6 +244,7 @@ def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) ->
     return _Timing(
         timeout_ms=_timeout_ms(options, body),
         visibility_ms=visibility_ms,
+        heartbeat_ms=heartbeat_ms,
         scheduled_ms=scheduled_ms,
         scheduled_at=_echo_time(scheduled_raw, scheduled_ms) if scheduled_ms is not None else None,
         expires_ms=expires_ms,

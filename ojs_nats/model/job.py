@@ -81,6 +81,7 @@ def new_record(sub: Submission, now: int) -> Change:
         "step": 1,
         "policy": sub.policy.to_record(),
         "vis_ms": sub.visibility_ms,
+        "hb_ms": sub.heartbeat_ms,
         "timeout_ms": sub.timeout_ms,
         "scheduled_ms": sub.scheduled_ms if state is State.SCHEDULED else None,
         "expires_ms": sub.expires_ms,
@@ -110,11 +111,13 @@ def claim(
     visibility_ms: int,
     timeout_ms: int | None,
     grouped: bool = False,
+    heartbeat_ms: int | None = None,
 ) -> Change:
     """available -> active: the fetcher takes the job (one more attempt).
 
     `grouped`: the lease is watched by the fetch's shared lease timer (see service/leases.py),
-    so the change asks for no timer of its own.
+    so the change asks for no timer of its own. `heartbeat_ms`: the job stalls when no heartbeat
+    (or progress report) arrives for that long (ojs-timeouts.md §5.5; None: never).
     """
     before = _state(record)
     lifecycle.check(before, State.ACTIVE, _id(record), "fetch")
@@ -137,6 +140,10 @@ def claim(
         "exec_deadline": now + limit if limit else None,
         "started_ms": now,
     }
+    if heartbeat_ms:
+        # The heartbeat clock starts at the claim; BEAT and progress reset it (`extend`).
+        sys["lease"]["beat_ms"] = now
+        sys["lease"]["stall_ms"] = heartbeat_ms
     if grouped:
         sys["lease"]["grouped"] = True
     sys["ready_seq"] = None
@@ -206,6 +213,8 @@ def extend(
     lease = rec["sys"]["lease"] or {}
     period = visibility_ms or lease.get("visibility_ms") or default_visibility_ms
     lease["deadline"] = now + int(period)
+    if lease.get("stall_ms"):
+        lease["beat_ms"] = now
     rec["sys"]["lease"] = lease
     event = Event(
         "job.heartbeat",
@@ -215,7 +224,8 @@ def extend(
             "visible_until": ids.format_ts(lease["deadline"]),
         },
     )
-    # No new timer: the pending one fires at the old deadline, sees the later one and re-arms.
+    # No new timer: the pending one fires at the old deadline (or stall deadline), sees the
+    # later one and re-arms.
     return Change(rec, before, State.ACTIVE, [event])
 
 
@@ -332,7 +342,8 @@ def next_wake(record: Record) -> int | None:
     candidates: list[int] = []
     if state == State.ACTIVE:
         lease = sys.get("lease") or {}
-        candidates += [t for t in (lease.get("deadline"), lease.get("exec_deadline")) if t]
+        deadlines = (lease.get("deadline"), lease.get("exec_deadline"), stall_deadline(lease))
+        candidates += [t for t in deadlines if t]
     elif state == State.SCHEDULED and sys.get("scheduled_ms") is not None:
         candidates.append(int(sys["scheduled_ms"]))
     elif state == State.RETRYABLE and sys.get("next_attempt_ms") is not None:
@@ -383,9 +394,21 @@ def on_wake(
             )
             change.events.insert(0, timeout)
             return change
-        if now >= int(lease.get("deadline") or 0):
+        stall = stall_deadline(lease)
+        deadline = int(lease.get("deadline") or 0)
+        # Of a missed heartbeat and an expired lease, the one that happened first decides.
+        if stall is not None and now >= stall and stall <= deadline:
+            return _stalled(record, state, now, uniform)
+        if now >= deadline:
             return _visibility_expired(record, state, now, uniform)
     return None
+
+
+def stall_deadline(lease: Mapping[str, Any]) -> int | None:
+    """When an active job counts as stalled: its last heartbeat + its heartbeat timeout."""
+    if not lease.get("stall_ms"):
+        return None
+    return int(lease.get("beat_ms") or lease.get("started_ms") or 0) + int(lease["stall_ms"])
 
 
 # ---------------------------------------------------------------- helpers
@@ -485,6 +508,95 @@ def _visibility_expired(
     job = change.record["job"]
     entry = error_entry(error, attempt, now)
     job["errors"] = [*(job.get("errors") or []), entry][-MAX_ERRORS:]
+    return change
+
+
+def _stalled(
+    record: Record, before: State, now: int, uniform: Callable[[float, float], float]
+) -> Change:
+    """No heartbeat within the heartbeat timeout (ojs-timeouts.md §5.5, §7.3, §8): the attempt
+    fails with error type `stalled`, retried by the retry policy (retryable, then available)
+    or discarded when exhausted, and `job.stalled` is emitted."""
+    lease = record["sys"].get("lease") or {}
+    limit = int(lease["stall_ms"])
+    last = int(lease.get("beat_ms") or lease.get("started_ms") or now)
+    error = {
+        "code": "stalled",
+        "type": "stalled",
+        "retryable": True,
+        "message": f"No heartbeat for {now - last} ms (heartbeat timeout {limit} ms).",
+        "timeout_kind": "stalled",
+        "limit_seconds": limit / 1000,
+        "elapsed_seconds": (now - last) / 1000,
+    }
+    change = _apply_failure(record, before, now, error, uniform)
+    stalled = Event(
+        "job.stalled",
+        {
+            "timeout_kind": "stalled",
+            "limit_seconds": error["limit_seconds"],
+            "elapsed_seconds": error["elapsed_seconds"],
+            "attempt": change.record["job"].get("attempt"),
+            "worker_id": lease.get("worker"),
+            "last_heartbeat_at": ids.format_ts(last),
+        },
+    )
+    change.events.insert(0, stalled)
+    return change
+
+
+def worker_lost(
+    record: Record,
+    now: int,
+    worker_id: str,
+    last_beat_ms: int,
+    limit_ms: int,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> Change | None:
+    """The job's worker was declared dead (ojs-worker-protocol.md §10.2): an active job it
+    claimed before its last heartbeat is available again at once (or discarded when no attempt
+    is left), with a `worker_death` error in its history; None when the job is not its any more.
+    """
+    before = _state(record)
+    lease = record["sys"].get("lease") or {}
+    if (
+        before != State.ACTIVE
+        or lease.get("worker") != worker_id
+        or int(lease.get("started_ms") or 0) > last_beat_ms
+    ):
+        return None
+    silent = now - last_beat_ms
+    error = {
+        "code": "worker_death",
+        "type": "worker_death",
+        "retryable": True,
+        "message": f"Worker {worker_id} sent no heartbeat for {silent} ms and was declared dead.",
+        "details": {"worker_id": worker_id},
+    }
+    attempt = int(record["job"].get("attempt", 0))
+    stalled = Event(
+        "job.stalled",
+        {
+            "timeout_kind": "stalled",
+            "reason": "worker_death",
+            "limit_seconds": limit_ms / 1000,
+            "elapsed_seconds": silent / 1000,
+            "attempt": attempt,
+            "worker_id": worker_id,
+            "last_heartbeat_at": ids.format_ts(last_beat_ms),
+        },
+    )
+    policy = RetryPolicy.from_record(record["sys"]["policy"])
+    if attempt >= max(policy.max_attempts, 1):
+        change = _apply_failure(record, before, now, error, uniform)
+    else:
+        # As for an expired lease: available at once, the lost attempt kept in the history.
+        change = _make_available(
+            record, before, now, Event("job.requeued", {"reason": "worker_death"})
+        )
+        job = change.record["job"]
+        job["errors"] = [*(job.get("errors") or []), error_entry(error, attempt, now)][-MAX_ERRORS:]
+    change.events.insert(0, stalled)
     return change
 
 

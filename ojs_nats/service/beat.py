@@ -13,12 +13,16 @@ from typing import Any
 from ojs_nats.errors import ConflictError, InvalidRequestError, NotFoundError
 from ojs_nats.model import ids
 from ojs_nats.model import job as jobs
-from ojs_nats.service.apply import transition
+from ojs_nats.service import liveness
+from ojs_nats.service.apply import MAX_CAS_ATTEMPTS, transition
 from ojs_nats.service.context import Context
+from ojs_nats.storage import RevisionConflict
 
 DIRECTIVES = ("quiet", "terminate")
 #: When two sources disagree, the stronger directive wins.
 _STRENGTH = {"running": 0, "quiet": 1, "terminate": 2}
+#: Job ids kept in a worker's entry for its recovery.
+MAX_LISTED_JOBS = 1000
 
 
 async def beat(
@@ -31,19 +35,60 @@ async def beat(
     now = ctx.clock()
     results = await asyncio.gather(*(_extend(ctx, j, worker_id, visibility_ms) for j in job_ids))
     extended = [job for job in results if job is not None]
-    entry = await ctx.storage.workers.get(worker_id) or {}
+    for _ in range(MAX_CAS_ATTEMPTS):
+        found = await ctx.storage.workers.read(worker_id)
+        state, entry = _entry(found.value, worker_id, job_ids, extended, details, now)
+        watch = liveness.needs_watch(ctx, found.value)
+        if watch:
+            # Timer first: an entry saying "watched" always has a timer behind it.
+            await liveness.watch(ctx, worker_id, now)
+        entry["watched"] = watch or bool((found.value or {}).get("watched"))
+        try:
+            await ctx.storage.workers.write(worker_id, entry, found.revision)
+        except RevisionConflict:
+            continue  # the liveness timer (or a concurrent beat) wrote first: read again
+        break
+    else:
+        raise ConflictError(f"Worker {worker_id} is being updated concurrently; beat again.")
+    return {
+        "state": state,
+        "directive": state,
+        "jobs_extended": [job["id"] for job in extended],
+        "server_time": ids.format_ts(now),
+    }
+
+
+def _entry(
+    stored: dict[str, Any] | None,
+    worker_id: str,
+    job_ids: list[str],
+    extended: list[dict[str, Any]],
+    details: dict[str, Any],
+    now: int,
+) -> tuple[str, dict[str, Any]]:
+    """The directive to answer and the worker's new registry entry."""
+    entry = dict(stored or {})
     state = entry.get("directive") or "running"
     for job in extended:
         wanted = (job.get("meta") or {}).get("test_directive")
         if wanted in DIRECTIVES and _STRENGTH[wanted] > _STRENGTH[state]:
             state = wanted
+    if entry.get("status") == liveness.DEAD:
+        # A worker declared dead that beats again re-registers (worker protocol §10.4); its
+        # recovered jobs are no longer its own, so their ACKs are refused.
+        for key in ("dead_at", "recovered_jobs", "started_at"):
+            entry.pop(key, None)
     entry.update(
         {
             "worker_id": worker_id,
+            "status": liveness.ALIVE,
             "state": state,
             "last_heartbeat": ids.format_ts(now),
+            "last_heartbeat_ms": now,
             "active_jobs": len(job_ids),
-            "active_job_ids": job_ids[:100],
+            # The list the dead-worker recovery uses (§10.2); more jobs than this are left to
+            # their own stall and visibility timeouts.
+            "active_job_ids": job_ids[:MAX_LISTED_JOBS],
             **{
                 k: v
                 for k, v in details.items()
@@ -56,13 +101,7 @@ async def beat(
         # A final beat with `terminate` and no jobs is a worker's deregistration.
         entry["reported_state"] = details["state"]
     entry.setdefault("started_at", ids.format_ts(now))
-    await ctx.storage.workers.put(worker_id, entry)
-    return {
-        "state": state,
-        "directive": state,
-        "jobs_extended": [job["id"] for job in extended],
-        "server_time": ids.format_ts(now),
-    }
+    return state, entry
 
 
 async def _extend(

@@ -162,11 +162,16 @@ async def _claim_once(
         if wait_ms:
             return await _held_back(ctx, entry, stored, wait_ms, own_limit)
         visibility, timeout = _lease(ctx, record, visibility_ms)
-        change = jobs.claim(record, now, worker_id, visibility, timeout, grouped=True)
+        heartbeat = record["sys"].get("hb_ms") or ctx.settings.default_heartbeat_timeout_ms
+        change = jobs.claim(
+            record, now, worker_id, visibility, timeout, grouped=True, heartbeat_ms=heartbeat
+        )
         change.record["sys"]["slots"] = limits.slot_records(slots) or None
         try:
             if not await covered(change):  # no shared lease timer: the job gets its own
-                change = jobs.claim(record, now, worker_id, visibility, timeout)
+                change = jobs.claim(
+                    record, now, worker_id, visibility, timeout, heartbeat_ms=heartbeat
+                )
                 change.record["sys"]["slots"] = limits.slot_records(slots) or None
             await commit(ctx, change, stored)
         except RevisionConflict:

@@ -56,7 +56,7 @@ class Storage:
         self.counters = Counters(conn, self.names, self.batches)
         self.dead = DeadLetters(conn, self.names, self.batches, settings.dead_letter_retention_s)
         self.queues = QueueSettings(conn, self.names)
-        self.workers = Workers(conn, self.names)
+        self.workers = Workers(conn, self.names, self.batches, _worker_entry_ttl_s(settings))
         self.cron = CronRegistry(conn, self.names, self.batches)
         self.schemas = SchemaRegistry(conn, self.names, self.batches)
         self.workflows = WorkflowRecords(conn, self.names)
@@ -123,3 +123,9 @@ class Storage:
                 await self.conn.api(f"$JS.API.CONSUMER.DELETE.{names.ready_stream}.{consumer}", {})
         self.forget_caches()
         await self.conn.publish(names.control_subject, b"reset")
+
+
+def _worker_entry_ttl_s(settings: Settings) -> int:
+    """Worker entries outlive the liveness timeout, so the timer still finds a dead worker's
+    entry (and its last job list); at least 5 minutes, so the listing shows dead workers."""
+    return max(300, 2 * settings.worker_heartbeat_timeout_ms // 1000 + 60)

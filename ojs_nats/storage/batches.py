@@ -89,3 +89,8 @@ class BatchReplies:
         """The last message of each of `subjects` that has one, in one request."""
         body: dict[str, object] = {"multi_last": subjects, "batch": len(subjects)}
         return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, len(subjects))
+
+    async def get_last_matching(self, stream: str, subject_filter: str, limit: int) -> list[Msg]:
+        """The last message of every subject matching `subject_filter` (up to `limit`)."""
+        body: dict[str, object] = {"multi_last": [subject_filter], "batch": limit}
+        return await self._collect(f"$JS.API.DIRECT.GET.{stream}", body, limit)

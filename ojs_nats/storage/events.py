@@ -44,6 +44,12 @@ class EventLog:
             [(self._names.event_subject(queue, e["type"]), orjson.dumps(e)) for e in events]
         )
 
+    async def append_worker(self, event: dict[str, Any]) -> None:
+        """Append a worker event (no queue)."""
+        await self._commits.submit(
+            [(self._names.worker_event_subject(event["type"]), orjson.dumps(event))]
+        )
+
     async def _send(self, items: list[tuple[str, bytes]]) -> None:
         await self._conn.store_many([(subject, payload, None) for subject, payload in items])
 

@@ -135,6 +135,11 @@ class Names:
     def event_subject(self, queue: str, event_type: str) -> str:
         return f"{self.namespace}.events.{encode_queue(queue)}.{event_type}"
 
+    def worker_event_subject(self, event_type: str) -> str:
+        """Worker events belong to no queue: they go under `_workers`, which no queue name
+        encodes to (a queue name cannot start with a dot)."""
+        return f"{self.namespace}.events._workers.{event_type}"
+
     def event_filter(self, queue: str | None, event_type: str | None) -> str:
         q = encode_queue(queue) if queue else "*"
         return f"{self.namespace}.events.{q}.{event_type or '>'}"

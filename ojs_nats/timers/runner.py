@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from ojs_nats.service import cron, finish, leases, wake, workflows
+from ojs_nats.service import cron, finish, leases, liveness, wake, workflows
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer
 from ojs_nats.timers.promotions import Promotions
@@ -35,6 +35,7 @@ HANDLERS: dict[str, Handler] = {
     "cron": cron.on_tick,
     "workflow": workflows.on_repair,
     "lease": leases.on_lease_timer,
+    "worker": liveness.on_worker_timer,
 }
 
 

@@ -247,6 +247,10 @@ class Worker:
         visibility = self.settings.visibility_timeout_ms or _int_or_none(
             job.get("visibility_timeout_ms")
         )
+        # A job's heartbeat timeout (ojs-timeouts.md §5.5) paces the beats like a short lease.
+        stall = _int_or_none(job.get("heartbeat_timeout_ms"))
+        if stall and (visibility is None or stall < visibility):
+            visibility = stall
         execution = Execution(ctx, visibility)
         self._executions.add(execution)
         execution.task = asyncio.create_task(self._runner.run(execution), name=f"job-{ctx.id}")

@@ -171,6 +171,28 @@ async def test_sigkill_leaves_the_job_to_its_visibility_timeout(gateway_factory,
         assert job["errors"][-1]["code"] == "visibility_timeout"
 
 
+async def test_a_sigkilled_worker_is_declared_dead_and_its_job_recovered_before_its_lease_ends(
+        gateway_factory, worker_factory):
+    # ojs-worker-protocol.md §10: the job comes back after the worker heartbeat timeout (1.5 s),
+    # not after its 60 s lease.
+    gateway = gateway_factory(OJS_WORKER_HEARTBEAT_TIMEOUT_MS="1500")
+    queue = "killed-dead"
+    worker = worker_factory([gateway.url], [queue], OJS_POLL_INTERVAL_S="0.1",
+                            OJS_HEARTBEAT_INTERVAL_S="0.3")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        job_id = await push(http, queue, "test.slow", [30_000], visibility_timeout_ms=60_000)
+        await wait_states(http, [job_id], {"active"})
+        await asyncio.sleep(1.0)  # a beat listing the job has landed
+        worker.kill()
+        killed = time.monotonic()
+        job = (await wait_states(http, [job_id], {"available"}, timeout=6))[0]
+        assert time.monotonic() - killed < 1.5 + 1.5
+        assert job["errors"][-1]["code"] == "worker_death"
+        workers = (await http.get("/ojs/v1/admin/workers")).json()
+        assert [w["state"] for w in workers["items"]] == ["dead"]
+        assert workers["items"][0]["recovered_jobs"] == [job_id]
+
+
 async def test_sigtstp_quiets_the_worker_and_sigcont_resumes_it(gateway_factory, worker_factory):
     gateway = gateway_factory()
     queue = "paused-worker"

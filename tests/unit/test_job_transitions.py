@@ -182,6 +182,57 @@ def test_execution_timeout_records_its_kind_and_emits_job_timeout():
     assert timed.events[0].data["attempt"] == 1
 
 
+def test_a_silent_job_stalls_at_its_heartbeat_timeout_and_a_beat_resets_the_clock():
+    # ojs-timeouts.md §5.5, §7.3, §8: error type `stalled`, `job.stalled`, then the retry policy.
+    record = jobs.claim(new(), T0 + 10, "w1", 600_000, None, heartbeat_ms=60_000).record
+    assert jobs.next_wake(record) == T0 + 10 + 60_000
+    assert jobs.on_wake(record, T0 + 60_000) is None
+    beaten = jobs.extend(record, T0 + 50_000, "w1", None, 1_800_000).record
+    assert jobs.next_wake(beaten) == T0 + 110_000
+    assert jobs.on_wake(beaten, T0 + 100_000) is None
+    stalled = jobs.on_wake(beaten, T0 + 110_500)
+    assert stalled is not None
+    assert stalled.after is State.RETRYABLE
+    error = stalled.record["job"]["error"]
+    assert (error["type"], error["timeout_kind"]) == ("stalled", "stalled")
+    assert (error["limit_seconds"], error["elapsed_seconds"]) == (60.0, 60.5)
+    assert [e.type for e in stalled.events] == ["job.stalled", "job.failed", "job.retrying"]
+    assert stalled.events[0].data["worker_id"] == "w1"
+
+
+def test_the_earlier_of_stall_and_lease_expiry_decides():
+    record = jobs.claim(new(), T0, "w1", 1_000, None, heartbeat_ms=5_000).record
+    change = jobs.on_wake(record, T0 + 6_000)
+    assert change is not None
+    assert change.after is State.AVAILABLE  # the lease ran out first: visibility timeout
+    assert change.record["job"]["errors"][-1]["type"] == "visibility_timeout"
+    last = jobs.claim(new({"retry": {"max_attempts": 1}}), T0, "w1", 60_000, None,
+                      heartbeat_ms=1_000).record
+    discarded = jobs.on_wake(last, T0 + 1_000)
+    assert discarded is not None
+    assert discarded.after is State.DISCARDED
+    assert [e.type for e in discarded.events] == ["job.stalled", "job.failed", "job.discarded"]
+
+
+def test_a_dead_workers_job_is_available_at_once_only_if_still_its_own():
+    # ojs-worker-protocol.md §10.2: worker_death in the history, available now, no backoff.
+    record = claimed(worker="w1")  # claimed at T0 + 10
+    change = jobs.worker_lost(record, T0 + 40_000, "w1", T0 + 5_000, 30_000)
+    assert change is not None
+    assert change.after is State.AVAILABLE
+    assert change.ready
+    assert change.record["job"]["errors"][-1]["type"] == "worker_death"
+    assert [e.type for e in change.events] == ["job.stalled", "job.requeued"]
+    assert change.events[0].data["reason"] == "worker_death"
+    assert jobs.worker_lost(record, T0 + 40_000, "w2", T0 + 5_000, 30_000) is None
+    # Claimed after the heartbeat whose list is used: not known to be the dead worker's job.
+    assert jobs.worker_lost(record, T0 + 40_000, "w1", T0, 30_000) is None
+    last = claimed({"retry": {"max_attempts": 1}})
+    discarded = jobs.worker_lost(last, T0 + 40_000, "w1", T0 + 5_000, 30_000)
+    assert discarded is not None
+    assert discarded.after is State.DISCARDED
+
+
 def test_visibility_expiry_on_the_last_attempt_follows_the_retry_policy():
     record = claimed({"retry": {"max_attempts": 1}}, visibility=1000)
     change = jobs.on_wake(record, T0 + 1100)

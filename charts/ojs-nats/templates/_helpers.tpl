@@ -160,8 +160,12 @@ that order, each from gateway.config. OJS_NATS_SERVER_BIN is left out: it only m
   value: {{ int64 $c.maxBodyBytes | quote }}
 - name: OJS_DEFAULT_VISIBILITY_TIMEOUT_MS
   value: {{ int64 $c.defaultVisibilityTimeoutMs | quote }}
+- name: OJS_DEFAULT_HEARTBEAT_TIMEOUT_MS
+  value: {{ int64 $c.defaultHeartbeatTimeoutMs | quote }}
 - name: OJS_DEFAULT_TIMEOUT_MS
   value: {{ int64 $c.defaultTimeoutMs | quote }}
+- name: OJS_WORKER_HEARTBEAT_TIMEOUT_MS
+  value: {{ int64 $c.workerHeartbeatTimeoutMs | quote }}
 - name: OJS_FINISHED_RETENTION_S
   value: {{ int64 $c.finishedRetentionS | quote }}
 - name: OJS_DEAD_LETTER_RETENTION_S
