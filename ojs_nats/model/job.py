@@ -28,6 +28,10 @@ MAX_ERRORS = 50
 #: Handler response codes that override the retry policy (ojs-retry.md §7).
 DISCARD_CODES = frozenset({"DISCARD", "FAIL"})
 DEAD_LETTER_CODE = "DEAD_LETTER"
+#: A heartbeat deadline (a job's stall deadline, a worker's liveness) that passed this long
+#: before a timer looked at it was missed by the server, not by the worker: see
+#: `_stall_overlooked` and service/liveness.py.
+OVERLOOKED_MS = 15_000
 #: `worker_id` of `job.started` / `job.heartbeat` events when the worker named none (the field is
 #: required by ojs-events.md §4.1, but FETCH and heartbeats may leave the worker anonymous).
 ANONYMOUS_WORKER = "anonymous"
@@ -209,6 +213,8 @@ def extend(
             job_id=_id(record),
             current_state=before,
         )
+    # A worker declared dead and back must not keep alive a job another worker now holds.
+    _check_owner(record, worker_id)
     rec = _copy(record)
     lease = rec["sys"]["lease"] or {}
     period = visibility_ms or lease.get("visibility_ms") or default_visibility_ms
@@ -398,10 +404,23 @@ def on_wake(
         deadline = int(lease.get("deadline") or 0)
         # Of a missed heartbeat and an expired lease, the one that happened first decides.
         if stall is not None and now >= stall and stall <= deadline:
+            if now - stall > OVERLOOKED_MS:
+                return _stall_overlooked(record, now)
             return _stalled(record, state, now, uniform)
         if now >= deadline:
             return _visibility_expired(record, state, now, uniform)
     return None
+
+
+def _stall_overlooked(record: Record, now: int) -> Change:
+    """A stall deadline that passed long before any timer looked: the server was not watching
+    (an outage), so the worker's heartbeats may have been lost on the server's side. Rather than
+    fail a job that may well be running (and have it run twice), give it a fresh window."""
+    rec = _copy(record)
+    lease = rec["sys"]["lease"]
+    lease["beat_ms"] = now
+    lease["grouped"] = False  # watched by its own timer from now on
+    return Change(rec, State.ACTIVE, State.ACTIVE, [], wake_at=next_wake(rec))
 
 
 def stall_deadline(lease: Mapping[str, Any]) -> int | None:

@@ -176,9 +176,10 @@ def _follow_ups(
 
 
 async def _dead_letter(ctx: Context, queue: str, job_id: str) -> None:
-    """Index a dead-lettered job, then hold the queue to its count limit."""
+    """Index a dead-lettered job, then hold the queue to its count limit (best effort: the
+    transition is already written, and the next dead-lettering prunes what this one did not)."""
     ttl = queue_config.retention_s(ctx, queue, None, True)
-    await dead_retention.enforce(ctx, await ctx.storage.dead.add(queue, job_id, ttl))
+    await dead_retention.enforce_quietly(ctx, await ctx.storage.dead.add(queue, job_id, ttl))
 
 
 def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict[str, Any]:

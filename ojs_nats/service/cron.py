@@ -14,12 +14,17 @@ import contextlib
 import logging
 from typing import Any
 
-from ojs_nats.errors import ConflictError, InvalidRequestError, NotFoundError
+from ojs_nats.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    SchemaValidationError,
+)
 from ojs_nats.model import cron as schedules
 from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.lifecycle import TERMINAL, State
-from ojs_nats.service import push
+from ojs_nats.service import push, schemas
 from ojs_nats.service.apply import commit, event_at, transition
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer, RevisionConflict, Stored
@@ -45,6 +50,9 @@ async def register(ctx: Context, body: dict[str, Any]) -> tuple[dict[str, Any], 
     """Create or replace a cron job (upsert, ojs-cron.md §8.1); returns (cron, created)."""
     definition = _definition(body)
     schedule = schedules.parse_schedule(definition["expression"], definition["timezone"])
+    # The template's args must fit their registered schema now, not fail at every tick.
+    template = definition["job_template"]
+    schemas.check(await schemas.catalog(ctx), envelope.parse_submission(template, ctx.clock()))
     name = definition["name"]
     for _ in range(MAX_CAS_ATTEMPTS):
         now = ctx.clock()
@@ -311,6 +319,13 @@ async def _fire(ctx: Context, record: dict[str, Any], tick: int, job_id: str) ->
         "options": {**template["options"], "pending": pending},
     }
     submission = envelope.parse_submission(body, now)
+    try:  # a schema registered after the cron can still refuse its args
+        schemas.check(await schemas.catalog(ctx), submission)
+    except SchemaValidationError as exc:
+        await _emit(
+            ctx, record, "cron.skipped", tick, reason="schema_validation", error=exc.message
+        )
+        return
     if await push.create(ctx, submission, now) is None:
         return  # this tick's job exists already
     if pending and previous is not None and not await _follow(ctx, previous, job_id):

@@ -11,14 +11,27 @@ it is still dead-lettered, so a job retried meanwhile is never lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 
+from ojs_nats.errors import OjsError
 from ojs_nats.service import queue_config
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict
 
 #: Entries pruned per round (a lowered limit is worked off in rounds of this size).
 PRUNE_BATCH = 256
+
+log = logging.getLogger(__name__)
+
+
+async def enforce_quietly(ctx: Context, last_seq: int) -> None:
+    """`enforce`, for the follow-ups of a transition already written: a failure is logged, not
+    answered (a FAIL must not get a 503 for a prune), and the next dead-lettering retries."""
+    try:
+        await enforce(ctx, last_seq)
+    except (OjsError, RevisionConflict) as exc:
+        log.warning("dead-letter pruning failed, left to the next dead-lettering: %s", exc)
 
 
 async def enforce(ctx: Context, last_seq: int) -> int:

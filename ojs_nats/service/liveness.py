@@ -71,6 +71,12 @@ async def on_worker_timer(ctx: Context, timer: FiredTimer) -> None:
         if now < last + timeout_ms(ctx):
             await watch(ctx, worker_id, last)  # it beat since this timer was armed
             break
+        if now - timer.due_ms > jobs.OVERLOOKED_MS:
+            # Handled long after it was due: the server was down or unreachable, and the
+            # worker's heartbeats with it (§10.3: no recovery for a mere heartbeat delay).
+            # Watch again from now; a worker that is really dead is caught one timeout later.
+            await watch(ctx, worker_id, now)
+            break
         graceful = entry.get("reported_state") == "terminate" and not entry.get("active_job_ids")
         recovered = [] if graceful else await _recover(ctx, worker_id, entry, last, now)
         dead = {

@@ -19,7 +19,7 @@ from ojs_nats.model import envelope, ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model import workflow as wf
 from ojs_nats.model.lifecycle import State
-from ojs_nats.service import push
+from ojs_nats.service import push, schemas
 from ojs_nats.service.apply import event_at, transition
 from ojs_nats.service.context import Context
 from ojs_nats.storage import FiredTimer, RevisionConflict, Stored
@@ -35,6 +35,9 @@ async def create(ctx: Context, body: object) -> dict[str, Any]:
     now = ctx.clock()
     workflow_id = ids.uuid7(now)
     record, specs = wf.parse(body, now, workflow_id)
+    known = await schemas.catalog(ctx)
+    for spec in [*specs["specs"], *specs["callbacks"].values()]:
+        schemas.check(known, envelope.parse_submission(spec, now))
     await ctx.storage.timers.arm(REPAIR_KIND, workflow_id, now + REPAIR_AFTER_MS)
     await ctx.storage.workflows.put_specs(workflow_id, specs)
     await ctx.storage.workflows.put(workflow_id, record, 0)

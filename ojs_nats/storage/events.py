@@ -26,6 +26,9 @@ _BATCH = 256
 #: gateway's clock, taken just before the group commit that stores it): the window `locate`
 #: searches around that time.
 EVENT_TIME_SKEW_MS = 1000
+#: Where `locate` resumes when the event is not found near its time: this much before it, so a
+#: clock that is off by up to this much replays events rather than skipping any.
+FALLBACK_SKEW_MS = 60_000
 
 
 class EventLog:
@@ -57,16 +60,27 @@ class EventLog:
         """The sequence to read after to resume after event `event_id`, stamped at `at_ms`.
 
         Its own sequence when it is stored within `EVENT_TIME_SKEW_MS` of `at_ms` (and within
-        `MAX_SCANNED` events of the window's start). Otherwise (aged out, or never stored) the
-        position just before the first event stored at or after `at_ms - EVENT_TIME_SKEW_MS`:
-        nothing after the event is skipped, a few before it may come again (event delivery is
+        `MAX_SCANNED` events of the window's start). Otherwise (aged out, never stored, or
+        stamped by a clock further off) the position just before the first event stored at or
+        after `at_ms - FALLBACK_SKEW_MS`: nothing after the event is skipped unless the clocks
+        disagree by more than that; events before it may come again (event delivery is
         at-least-once, ojs-events.md §9.1).
         """
+        found = await self._find(event_id, at_ms)
+        if found is not None:
+            return found
+        stream, everything = self._names.events_stream, self._names.event_filter(None, None)
+        start = ids.format_ts(max(0, at_ms - FALLBACK_SKEW_MS))
+        msgs = await self._batches.get_since(stream, everything, start, 1)
+        return _sequence(msgs[0], 1) - 1 if msgs else await self._last_sequence()
+
+    async def _find(self, event_id: str, at_ms: int) -> int | None:
+        """The sequence of event `event_id` if stored near `at_ms`, else None."""
         stream, everything = self._names.events_stream, self._names.event_filter(None, None)
         start = ids.format_ts(max(0, at_ms - EVENT_TIME_SKEW_MS))
         msgs = await self._batches.get_since(stream, everything, start, _BATCH)
         if not msgs:
-            return await self._last_sequence()  # every stored event is older than the window
+            return None
         needle = b'"id":' + orjson.dumps(event_id)
         first = _sequence(msgs[0], 1)
         scanned, seq = 0, first
@@ -77,11 +91,11 @@ class EventLog:
                     return seq
                 scanned += 1
                 if scanned >= MAX_SCANNED or _stored_ms(msg) > at_ms + EVENT_TIME_SKEW_MS:
-                    return first - 1
+                    return None
             if len(msgs) < _BATCH:
                 break
             msgs = await self._batches.get_many(stream, everything, seq + 1, _BATCH)
-        return first - 1
+        return None
 
     async def _last_sequence(self) -> int:
         info = await self._conn.api(f"$JS.API.STREAM.INFO.{self._names.events_stream}")

@@ -2,8 +2,9 @@
 
 Two keys per schema, created together in one atomic batch: `<b64 uri>` holds the record and
 `tv.<b64 type>.<b64 version>` claims its (type, version), so neither a URI nor a type+version
-can be registered twice, whichever replica writes. Deletion purges the record, then the claim;
-a claim left behind by a crash in between names a URI with no record and is treated as free.
+can be registered twice, whichever replica writes. Deletion purges the record, then deletes the
+claim by compare-and-set; a claim left behind by a crash in between names a URI with no record
+and is treated as free (the next registration overwrites it at its revision).
 
 Each gateway keeps the whole registry compiled in memory (`catalog`) and re-reads it when it is
 older than `REFRESH_S`, so a change made on one replica applies on every other one within
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 
 from ojs_nats.model import schemas
+from ojs_nats.storage import kv
 from ojs_nats.storage import names as n
 from ojs_nats.storage.atomic import Message, publish_atomic
 from ojs_nats.storage.batches import BatchReplies
@@ -130,13 +132,17 @@ class SchemaRegistry:
         return int((msg.headers or {})["Nats-Sequence"]) if msg is not None else 0
 
     async def delete(self, record: dict[str, Any]) -> None:
-        """Remove a record, then its claim (purged: a new registration starts from nothing)."""
+        """Remove a record (purged), then its claim by compare-and-set and only while it still
+        names this record: a registration that took the (type, version) over in between (it
+        found the claim stale) keeps its own claim."""
         purge = f"$JS.API.STREAM.PURGE.{self._stream}"
         await self._conn.api(purge, {"filter": self.record_subject(record["uri"])})
         self._changed()
-        await self._conn.api(
-            purge, {"filter": self.claim_subject(record["type"], record["version"])}
+        claim = await kv.read(
+            self._conn, self._stream, self.claim_subject(record["type"], record["version"])
         )
+        if claim.value is not None and claim.value.get("uri") == record["uri"]:
+            await kv.remove(self._conn, claim.subject, claim.revision, marker_ttl_s=None)
 
     # ------------------------------------------------------------ the per-process catalog
     async def current(self) -> schemas.Catalog:

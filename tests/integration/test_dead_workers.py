@@ -7,6 +7,10 @@ import time
 import pytest
 
 from ojs_nats.config import Settings
+from ojs_nats.model import ids
+from ojs_nats.service import liveness
+from ojs_nats.storage import FiredTimer
+from ojs_nats.storage.workers import timer_key
 from tests.integration.test_job_lifecycle import fetch, push, state, wait_for_state
 from tests.support import namespace
 
@@ -135,3 +139,28 @@ async def test_a_dead_workers_job_on_its_last_attempt_is_discarded(client):
 async def test_an_unknown_worker_is_404(client):
     response = await client.get("/ojs/v1/admin/workers/nobody")
     assert response.status_code == 404
+
+
+async def test_a_liveness_deadline_missed_by_the_server_watches_again_instead(client):
+    # The worker's timer is handled long after it was due (gateways down, NATS unreachable):
+    # its heartbeats may not have got through, so nothing is recovered yet (§10.3); a worker
+    # that stays silent is declared dead one timeout later.
+    ctx = client.app.state.ctx
+    job = await push(client, "outage")
+    await fetch(client, "outage", worker_id="w-outage")
+    last = ids.now_ms()  # its last heartbeat, listing the job
+    found = await ctx.storage.workers.read("w-outage")
+    await ctx.storage.workers.write("w-outage", {
+        "worker_id": "w-outage", "status": liveness.ALIVE, "watched": True, "state": "running",
+        "last_heartbeat": ids.format_ts(last), "last_heartbeat_ms": last,
+        "active_jobs": 1, "active_job_ids": [job["id"]]}, found.revision)
+    await asyncio.sleep(WORKER_TIMEOUT_MS / 1000 + 0.2)  # silent past its timeout...
+    # ...and its timer only handled now, long after it was due.
+    overdue = FiredTimer("worker", timer_key("w-outage"), last - 60_000,
+                         {"worker": "w-outage"}, "_INBOX.test-overdue-timer")
+    await liveness.on_worker_timer(ctx, overdue)
+    assert (await state(client, job["id"]))["state"] == "active"
+    assert (await listed(client, "w-outage"))[0]["state"] != "dead"
+    recovered = await wait_for_state(client, job["id"], "available", 4)
+    assert recovered["errors"][-1]["type"] == "worker_death"
+    await wait_for_worker_state(client, "w-outage", "dead")

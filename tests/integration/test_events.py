@@ -81,6 +81,15 @@ async def test_after_an_unknown_event_id_resumes_from_its_time(client):
     assert page["has_more"] is False
 
 
+async def test_an_event_id_from_a_clock_running_ahead_skips_nothing(client):
+    # An id stamped 30 s after the events were stored (a gateway clock 30 s fast) is not found
+    # near its time: resuming must replay from well before it, not skip what came in between.
+    await push(client, "skew-q")
+    ahead = "evt_" + ids.derived_uuid7(ids.now_ms() + 30_000, "elsewhere")
+    got = (await events(client, f"after={ahead}&queues=skew-q"))["events"]
+    assert [e["type"] for e in got] == ["job.enqueued"]
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("after=evt_not-a-uuid", "after"),
     ("after=abc", "after"),

@@ -217,3 +217,38 @@ async def test_another_replica_applies_a_registration_within_the_refresh_bound(c
             while (await other.post("/ojs/v1/jobs", json=bad)).status_code == 201:
                 assert time.monotonic() - registered < REFRESH_S + 0.5
                 await asyncio.sleep(0.05)
+
+
+async def test_a_deletion_racing_a_takeover_leaves_the_new_claim_alone(client):
+    # Replica A purged R's record; replica B, finding R's claim stale, registered R2 for the same
+    # (type, version); only then does A get to R's claim. R2's claim must survive it, so that a
+    # third registration for that version is still refused.
+    registry = client.app.state.ctx.storage.schemas
+    record = (await register(client)).json()["schema"]
+    purge = f"$JS.API.STREAM.PURGE.{registry._stream}"
+    await registry._conn.api(purge, {"filter": registry.record_subject(URI)})  # A, first half
+    taken = await register(client, uri="urn:ojs:schema:email.send:v1-b")  # B
+    assert taken.status_code == 201, taken.text
+    await registry.delete(record)  # A, second half (its record purge finds nothing now)
+    assert await registry.claimant("email.send", 1) == "urn:ojs:schema:email.send:v1-b"
+    third = await register(client, uri="urn:ojs:schema:email.send:v1-c")
+    assert third.status_code == 409, third.text
+
+
+async def test_cron_and_workflow_jobs_are_validated_where_they_are_declared(client):
+    assert (await register(client)).status_code == 201
+    bad = {"type": "email.send", "args": ["not-an-email", "welcome"],
+           "options": {"queue": "sv-cron"}}
+    cron = await client.post("/ojs/v1/cron", json={
+        "name": "bad-args", "expression": "* * * * *", "job_template": bad})
+    assert cron.status_code == 400, cron.text
+    assert cron.json()["error"]["code"] == "schema_validation"
+    assert (await client.get("/ojs/v1/cron/bad-args")).status_code == 404
+    good = {**bad, "args": ["a@example.com", "welcome"]}
+    workflow = await client.post("/ojs/v1/workflows", json={
+        "type": "chain", "steps": [good, bad]})
+    assert workflow.status_code == 400, workflow.text
+    assert workflow.json()["error"]["code"] == "schema_validation"
+    assert await depth(client, "sv-cron") == 0
+    ok = await client.post("/ojs/v1/workflows", json={"type": "chain", "steps": [good, good]})
+    assert ok.status_code == 201, ok.text

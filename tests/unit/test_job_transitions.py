@@ -285,3 +285,28 @@ def test_error_type_from_the_message_when_none_is_given(message, expected):
 def test_explicit_error_type_wins():
     assert jobs.error_type({"type": "smtp.refused", "message": "rate limit"}) == "smtp.refused"
     assert jobs.error_type({"details": {"error_class": "Fatal"}}) == "Fatal"
+
+
+def test_a_stall_deadline_the_server_overlooked_gives_a_fresh_window_instead():
+    # Timers handled long after the deadline (an outage): heartbeats may have been lost on the
+    # server's side, so the job, perhaps still running, is not failed (and run twice).
+    record = jobs.claim(new(), T0, "w1", 1_800_000, None, grouped=True, heartbeat_ms=60_000).record
+    late = T0 + 60_000 + jobs.OVERLOOKED_MS + 1
+    change = jobs.on_wake(record, late)
+    assert change is not None
+    assert (change.before, change.after, change.events) == (State.ACTIVE, State.ACTIVE, [])
+    assert change.wake_at == late + 60_000  # its own timer now, at the new stall deadline
+    assert jobs.own_timer(change.record) == late + 60_000
+    stalled = jobs.on_wake(change.record, late + 60_000)
+    assert stalled is not None
+    assert stalled.after is State.RETRYABLE
+    just_late = jobs.on_wake(record, T0 + 60_000 + jobs.OVERLOOKED_MS - 1)
+    assert just_late is not None
+    assert just_late.after is State.RETRYABLE
+
+
+def test_a_heartbeat_does_not_extend_a_job_another_worker_holds():
+    record = claimed(worker="w2")
+    with pytest.raises(ConflictError):
+        jobs.extend(record, T0 + 1_000, "w1", None, 1_800_000)
+    assert jobs.extend(record, T0 + 1_000, "w2", None, 1_800_000).after is State.ACTIVE
