@@ -377,29 +377,16 @@ def on_wake(
         if lease.get("exec_deadline") and now >= lease["exec_deadline"]:
             started = lease.get("started_ms", lease["exec_deadline"])
             limit = lease["exec_deadline"] - started
-            # ojs-timeouts.md §8: the stored error carries the kind and the limit/elapsed time.
-            error = {
-                "code": "timeout",
-                "type": "timeout",
-                "retryable": True,
-                "message": f"Job exceeded its execution timeout of {limit} ms.",
-                "timeout_kind": "execution",
-                "limit_seconds": limit / 1000,
-                "elapsed_seconds": (now - started) / 1000,
-            }
-            change = _apply_failure(record, state, now, error, uniform)
-            # ojs-timeouts.md §11.1: a fired execution timeout emits `job.timeout`.
-            timeout = Event(
-                "job.timeout",
-                {
-                    "timeout_kind": "execution",
-                    "limit_seconds": error["limit_seconds"],
-                    "elapsed_seconds": error["elapsed_seconds"],
-                    "attempt": change.record["job"].get("attempt"),
-                },
+            return _timed_out(
+                record,
+                state,
+                now,
+                uniform,
+                ("timeout", "execution", "job.timeout"),
+                limit,
+                now - started,
+                f"Job exceeded its execution timeout of {limit} ms.",
             )
-            change.events.insert(0, timeout)
-            return change
         stall = stall_deadline(lease)
         deadline = int(lease.get("deadline") or 0)
         # Of a missed heartbeat and an expired lease, the one that happened first decides.
@@ -539,28 +526,48 @@ def _stalled(
     lease = record["sys"].get("lease") or {}
     limit = int(lease["stall_ms"])
     last = int(lease.get("beat_ms") or lease.get("started_ms") or now)
+    return _timed_out(
+        record,
+        before,
+        now,
+        uniform,
+        ("stalled", "stalled", "job.stalled"),
+        limit,
+        now - last,
+        f"No heartbeat for {now - last} ms (heartbeat timeout {limit} ms).",
+        worker_id=lease.get("worker"),
+        last_heartbeat_at=ids.format_ts(last),
+    )
+
+
+def _timed_out(
+    record: Record,
+    before: State,
+    now: int,
+    uniform: Callable[[float, float], float],
+    kind: tuple[str, str, str],
+    limit_ms: int,
+    elapsed_ms: int,
+    message: str,
+    **event_data: Any,
+) -> Change:
+    """A timeout failed the attempt. `kind`: (error code and type, `timeout_kind`, event).
+
+    The stored error carries the kind and the limit and elapsed time (ojs-timeouts.md §8), and
+    the timeout's own event comes before `job.failed` (§11.1)."""
+    code, timeout_kind, event = kind
+    seconds = {"limit_seconds": limit_ms / 1000, "elapsed_seconds": elapsed_ms / 1000}
     error = {
-        "code": "stalled",
-        "type": "stalled",
+        "code": code,
+        "type": code,
         "retryable": True,
-        "message": f"No heartbeat for {now - last} ms (heartbeat timeout {limit} ms).",
-        "timeout_kind": "stalled",
-        "limit_seconds": limit / 1000,
-        "elapsed_seconds": (now - last) / 1000,
+        "message": message,
+        "timeout_kind": timeout_kind,
+        **seconds,
     }
     change = _apply_failure(record, before, now, error, uniform)
-    stalled = Event(
-        "job.stalled",
-        {
-            "timeout_kind": "stalled",
-            "limit_seconds": error["limit_seconds"],
-            "elapsed_seconds": error["elapsed_seconds"],
-            "attempt": change.record["job"].get("attempt"),
-            "worker_id": lease.get("worker"),
-            "last_heartbeat_at": ids.format_ts(last),
-        },
-    )
-    change.events.insert(0, stalled)
+    data = {"timeout_kind": timeout_kind, **seconds, "attempt": change.record["job"].get("attempt")}
+    change.events.insert(0, Event(event, {**data, **event_data}))
     return change
 
 
