@@ -55,6 +55,21 @@ async def beat(
         "directive": state,
         "jobs_extended": [job["id"] for job in extended],
         "server_time": ids.format_ts(now),
+        **_timing(ctx),
+    }
+
+
+def _timing(ctx: Context) -> dict[str, int]:
+    """What a worker needs to beat in time (ojs-worker-protocol.md §3.3), in seconds: an
+    interval at most a quarter of the timeout that declares it dead (§10.3's margin)."""
+    timing = {"visibility_timeout_default": ctx.settings.default_visibility_timeout_ms // 1000}
+    timeout_ms = ctx.settings.worker_heartbeat_timeout_ms
+    if timeout_ms <= 0:  # no worker is ever declared dead
+        return {**timing, "heartbeat_interval": 5}
+    return {
+        **timing,
+        "heartbeat_interval": max(1, min(5, timeout_ms // 4000)),
+        "heartbeat_timeout": max(1, round(timeout_ms / 1000)),
     }
 
 

@@ -164,3 +164,11 @@ async def test_a_liveness_deadline_missed_by_the_server_watches_again_instead(cl
     recovered = await wait_for_state(client, job["id"], "available", 4)
     assert recovered["errors"][-1]["type"] == "worker_death"
     await wait_for_worker_state(client, "w-outage", "dead")
+
+
+async def test_a_heartbeat_reply_tells_the_worker_how_often_to_beat(client):
+    # ojs-worker-protocol.md §3.3; the interval leaves the §10.3 margin (a quarter of the timeout).
+    reply = await beat(client, "w-timing")
+    assert (reply["heartbeat_interval"], reply["heartbeat_timeout"]) == (1, 1)
+    assert reply["visibility_timeout_default"] == 1800
+    assert reply["server_time"].endswith("Z")
