@@ -4,8 +4,10 @@ timer load costs unrelated traffic.
 Starts its own nats-server and gateway processes (or uses --url), measures the raw JetStream
 ceiling, then unrelated push + fetch + ack cycles on an idle system; schedules --jobs delayed
 jobs (/jobs/batch, 1,000 per request) with due times spread over --spread seconds; measures
-the same unrelated traffic while they fire; then reads every promotion (`job.enqueued`
-event) and prints lateness p50/p99/max against the requested time, then one JSON line.
+the same unrelated traffic while they wait (all scheduled, none due yet: what holding them
+costs) and again while they fire (what promoting ~jobs/spread per second costs); then reads
+every promotion (`job.enqueued` event) and prints lateness p50/p99/max against the requested
+time, then one JSON line.
 Jobs that were created less than a second before they were due (a slow machine) are left
 out of the lateness figures and counted.
 
@@ -26,7 +28,7 @@ import common
 import orjson
 
 QUEUE, UNRELATED = "delayed", "unrelated"
-TARGET = "p99 lateness < 250 ms"
+TARGET = "p99 lateness < 250 ms; unrelated while waiting within 10% of idle"
 
 
 def iso(ms: int) -> str:
@@ -116,9 +118,11 @@ async def schedule(
     return due, late, common.rate(len(due) + late, time.perf_counter() - began)
 
 
-async def promotions(url: str, due: dict[str, float], deadline: common.Deadline) -> list[float]:
-    """Lateness (ms) of every promotion to available, from the `job.enqueued` events."""
-    lateness: list[float] = []
+async def promotions(
+    url: str, due: dict[str, float], deadline: common.Deadline
+) -> list[tuple[float, float]]:
+    """(due time, lateness) in ms of every promotion to available, from `job.enqueued`."""
+    lateness: list[tuple[float, float]] = []
     after = "0"
     conn = common.Http(url)
     try:
@@ -131,7 +135,7 @@ async def promotions(url: str, due: dict[str, float], deadline: common.Deadline)
             for event in page["events"]:
                 at = due.get(event["subject"])
                 if at is not None:
-                    lateness.append(epoch_ms(event["time"]) - at)
+                    lateness.append((at, epoch_ms(event["time"]) - at))
             after = page["cursor"]
             if not page["has_more"] and not page["events"]:
                 break
@@ -154,8 +158,9 @@ async def measure(args: Any) -> dict[str, Any]:
         ceiling = await common.measure_ceiling(stack, args)
         idle = await unrelated_load(stack.urls, load_s)
         common.say(f"idle: {idle['cycles_per_s']:,.0f} unrelated push+fetch+ack cycles/s")
-        # time to create them before the first is due: 30 s, or 1 s per 3,000 jobs
-        lead_ms = 3_000 if args.quick else max(30_000, jobs // 3)
+        # time to create them before the first is due (30 s, or 1 s per 3,000 jobs), then to
+        # measure the unrelated load while all of them wait
+        lead_ms = 3_000 if args.quick else max(30_000, jobs // 3) + int(load_s * 1000) + 2_000
         start_ms = now_ms() + lead_ms
         due, late, create_rate = await schedule(
             stack.urls, jobs, start_ms, spread * 1000, common.Deadline(lead_ms / 1000 + spread)
@@ -163,16 +168,26 @@ async def measure(args: Any) -> dict[str, Any]:
         common.say(f"scheduled {len(due) + late:,} delayed jobs at {create_rate:,.0f}/s")
         if late:
             common.say(f"   {late:,} created less than 1 s before due: left out of the lateness")
+        waiting_s = min(load_s, (start_ms - now_ms()) / 1000 - 1)
+        waiting = await unrelated_load(stack.urls, waiting_s) if waiting_s >= 1 else None
+        if waiting is not None:
+            common.say(f"while waiting: {waiting['cycles_per_s']:,.0f} cycles/s")
         await asyncio.sleep(max(0.0, (start_ms - now_ms()) / 1000) + min(5, spread / 5))
         with common.CpuMeter(stack.cpu_groups()) as cpu:
+            loaded_from = now_ms()
             loaded = await unrelated_load(stack.urls, load_s)
+            loaded_until = now_ms()
         common.say(f"while firing: {loaded['cycles_per_s']:,.0f} cycles/s")
         remaining = (start_ms + spread * 1000 - now_ms()) / 1000
         await asyncio.sleep(max(0.0, remaining) + (3 if args.quick else 10))
-        lateness = await promotions(stack.urls[0], due, common.Deadline(120))
+        promoted = await promotions(stack.urls[0], due, common.Deadline(120))
+        lateness = [late for _, late in promoted]
+        under_load = [late for at, late in promoted if loaded_from <= at < loaded_until]
+        unloaded = [late for at, late in promoted if not loaded_from <= at < loaded_until]
         result = common.base_result("S5 delayed_jobs", stack, args)
 
     ratio_unrelated = common.ratio(loaded["cycles_per_s"], idle["cycles_per_s"])
+    ratio_waiting = common.ratio(waiting["cycles_per_s"], idle["cycles_per_s"]) if waiting else None
     result.update(
         {
             "jobs": jobs,
@@ -184,8 +199,17 @@ async def measure(args: Any) -> dict[str, Any]:
                 **common.latency_ms(lateness),
                 "mean": round(statistics.fmean(lateness), 3) if lateness else None,
             },
+            # the same, split by whether the job fell due while the unrelated load ran
+            "lateness_under_load_ms": common.latency_ms(under_load),
+            "lateness_without_load_ms": common.latency_ms(unloaded),
             "schedule_jobs_per_s": create_rate,
-            "unrelated": {"idle": idle, "while_firing": loaded, "ratio": ratio_unrelated},
+            "unrelated": {
+                "idle": idle,
+                "while_waiting": waiting,
+                "while_firing": loaded,
+                "ratio_waiting": ratio_waiting,
+                "ratio": ratio_unrelated,
+            },
             "cpu_pct_while_firing": cpu.result,
             "ceiling": ceiling,
             "ratio": {
@@ -204,6 +228,20 @@ async def measure(args: Any) -> dict[str, Any]:
         [
             ("promoted (of measured jobs)", f"{len(lateness):,} of {len(due):,}"),
             ("lateness p50 / p99 / max", common.fmt_latency(result["lateness_ms"])),
+            (
+                f"   due under unrelated load ({len(under_load):,})",
+                common.fmt_latency(result["lateness_under_load_ms"]),
+            ),
+            (
+                f"   due without it ({len(unloaded):,})",
+                common.fmt_latency(result["lateness_without_load_ms"]),
+            ),
+            (
+                "unrelated cycles/s idle / waiting",
+                f"{idle['cycles_per_s']:,.0f} / "
+                + (f"{waiting['cycles_per_s']:,.0f} " if waiting else "- ")
+                + f"(ratio {common.fmt(ratio_waiting)})",
+            ),
             (
                 "unrelated cycles/s idle / firing",
                 f"{idle['cycles_per_s']:,.0f} / {loaded['cycles_per_s']:,.0f} "

@@ -21,7 +21,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ojs_nats import __version__
+from ojs_nats import __version__, heap
 from ojs_nats.api import (
     admin,
     admin_queues,
@@ -227,8 +227,9 @@ def create_app(settings: Settings | None = None, handle_signals: bool = False) -
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         app.state.ctx = await gateway.start()
-        if handle_signals:
+        if handle_signals:  # served by uvicorn, the process is ours (not a test's)
             drain.Drain(app.state.ctx).install()
+            heap.settle_after_start()
         log.info(
             "ojs-nats gateway ready (NATS %s, namespace %s)",
             ",".join(settings.nats_urls),

@@ -74,8 +74,11 @@ class TimerRunner:
 
     async def _dispatch(self, timer: FiredTimer) -> None:
         early = timer.due_ms - self._ctx.clock()
-        if 0 < early <= HOLD_MAX_MS:
+        while 0 < early <= HOLD_MAX_MS:
+            # asyncio may wake a hair early and the clock counts whole ms: a timer found 1 ms
+            # early would go back to JetStream, and under load come back 100s of ms late
             await asyncio.sleep(early / 1000)
+            early = timer.due_ms - self._ctx.clock()
         async with self._slots:
             await self._handle(timer)
 
