@@ -110,6 +110,12 @@ async def measure(args: Any) -> dict[str, Any]:
         counter = await common.CompletionCounter().start()
         producer = Producer(stack.urls, args.rate)
         sampler = common.RssSampler(stack.nats_pids + stack.gateway_pids, timeline=True)
+        # the same per group, to see which one grows
+        groups = {
+            "nats": common.RssSampler(stack.nats_pids, interval=1.0, timeline=True),
+            "gateways": common.RssSampler(stack.gateway_pids, interval=1.0, timeline=True),
+            "workers": common.RssSampler([], interval=1.0, timeline=True),
+        }
         try:
             workers = stack.start_workers(
                 "noop_worker:worker",
@@ -119,7 +125,10 @@ async def measure(args: Any) -> dict[str, Any]:
                 env={"BENCH_COUNTER_PORT": str(counter.port)},
             )
             sampler.add(*(w.pid for w in workers))
+            groups["workers"].add(*(w.pid for w in workers))
             sampler.start()
+            for each in groups.values():
+                each.start()
             began = time.monotonic()
             run = asyncio.create_task(producer.run(seconds))
             while not run.done():
@@ -135,6 +144,8 @@ async def measure(args: Any) -> dict[str, Any]:
             ended = time.monotonic()
             await counter.wait_for(producer.ok, 30)  # let the backlog drain (bounded)
             sampler.stop()
+            for each in groups.values():
+                each.stop()
         finally:
             producer.close()
             counter.close()
@@ -151,6 +162,11 @@ async def measure(args: Any) -> dict[str, Any]:
     ):
         start, end = summary(window(samples, *first)), summary(window(samples, *last))
         figures[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
+    by_group: dict[str, Any] = {}
+    for name, each in groups.items():
+        samples = [(at, float(b)) for at, b in each.samples or []]
+        start, end = median_mib(window(samples, *first)), median_mib(window(samples, *last))
+        by_group[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
     result.update(
         {
             "minutes": round(seconds / 60, 3),
@@ -165,6 +181,7 @@ async def measure(args: Any) -> dict[str, Any]:
             "window_s": win,
             "warmup_s": warm,
             **figures,
+            "rss_by_group_mib": by_group,
             "peak_rss_mib": round(sampler.peak / common.MIB, 1) if sampler.peak else None,
             "ceiling": ceiling,
             "complete": producer.skipped == 0 and producer.ok == counter.count,
@@ -183,6 +200,14 @@ async def measure(args: Any) -> dict[str, Any]:
                     f"({common.fmt(f['change_pct'])} %)",
                 )
                 for name, f in figures.items()
+            ],
+            *[
+                (
+                    f"   rss {name} start -> end",
+                    f"{common.fmt(f['start'])} -> {common.fmt(f['end'])} MiB "
+                    f"({common.fmt(f['change_pct'])} %)",
+                )
+                for name, f in by_group.items()
             ],
             ("issue #9 target", TARGET),
             *(
