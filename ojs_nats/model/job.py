@@ -10,11 +10,12 @@ orders them and applies them with compare-and-set. Nothing here does I/O or read
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import orjson
 
 from ojs_nats.errors import ConflictError, InvalidRequestError
 from ojs_nats.model import ids, lifecycle
@@ -755,7 +756,9 @@ def _id(record: Record) -> str:
 
 
 def _copy(record: Record) -> Record:
-    return {"job": dict(record["job"]), "sys": copy.deepcopy(record["sys"])}
+    # `sys` holds only JSON values (it is stored as JSON): a JSON round trip copies it deeply at
+    # a fifth of deepcopy's cost, which showed in every transition's profile.
+    return {"job": dict(record["job"]), "sys": orjson.loads(orjson.dumps(record["sys"]))}
 
 
 def _next_step(record: Record) -> Record:

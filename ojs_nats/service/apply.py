@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ojs_nats.errors import ConflictError, NotFoundError
+from ojs_nats.errors import ConflictError, NotFoundError, OjsError
 from ojs_nats.model import ids
 from ojs_nats.model import job as jobs
 from ojs_nats.model.lifecycle import State
@@ -115,6 +115,24 @@ async def transition(
         NotFoundError: no such job.
         ConflictError: the transition is not legal in the job's current state.
     """
+    recent = ctx.storage.jobs.recent(job_id)
+    if recent is not None:
+        # What this process last wrote is usually still the record: try it without a read.
+        # The compare-and-set proves it; a stale copy (or one that refuses the transition)
+        # falls through to reading the record.
+        try:
+            change: jobs.Change | None = make(recent.record, ctx.clock())
+        except OjsError:
+            change = None
+        # Only a change with nothing to write before its compare-and-set: a stale copy's ready
+        # entry or timer would be written for a step another transition may have reached.
+        if change is not None and not _writes_first(change):
+            try:
+                await commit(ctx, change, recent)
+            except RevisionConflict:
+                pass
+            else:
+                return change
     for _ in range(MAX_CAS_ATTEMPTS):
         stored = await ctx.storage.jobs.get(job_id)
         if stored is None:
@@ -129,6 +147,15 @@ async def transition(
         return change
     raise ConflictError(
         f"Job {job_id} is being changed concurrently; retry the request.", job_id=job_id
+    )
+
+
+def _writes_first(change: jobs.Change) -> bool:
+    """Whether `commit` writes anything before the compare-and-set for `change`."""
+    return bool(
+        change.ready
+        or change.wake_at is not None
+        or (change.finished and change.record["sys"].get("on_finish"))
     )
 
 

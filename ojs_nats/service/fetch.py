@@ -131,8 +131,9 @@ async def _claim_once(
     covered: Callable[[jobs.Change], Awaitable[bool]],
 ) -> dict[str, Any] | str | None:
     ready = ctx.storage.ready
+    recent = _recent_copy(ctx, entry)
     for _ in range(MAX_CLAIM_ATTEMPTS):
-        stored = await ctx.storage.jobs.get(entry.job_id)
+        stored, recent = recent or await ctx.storage.jobs.get(entry.job_id), None
         record = stored.record if stored else None
         step = int(record["sys"]["step"]) if record else 0
         if record is None or record["job"]["state"] != State.AVAILABLE or step != entry.step:
@@ -184,6 +185,21 @@ async def _claim_once(
         return change.job
     await ready.retry_later(entry, IN_FLIGHT_RETRY_MS)
     return None
+
+
+def _recent_copy(ctx: Context, entry: ReadyEntry) -> Stored | None:
+    """The entry's job as this process last wrote it, if that is the entry's available step.
+
+    A job this process enqueued is usually still as it wrote it: it can be claimed without a
+    read (the compare-and-set proves the copy current; if it is not, the next attempt reads).
+    """
+    recent = ctx.storage.jobs.recent(entry.job_id)
+    if recent is None:
+        return None
+    record = recent.record
+    if record["job"]["state"] != State.AVAILABLE or int(record["sys"]["step"]) != entry.step:
+        return None
+    return recent
 
 
 async def _workflow_cancelled(ctx: Context, record: jobs.Record) -> bool:

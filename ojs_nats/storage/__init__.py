@@ -91,6 +91,7 @@ class Storage:
 
     def forget_caches(self) -> None:
         self.ready.forget()
+        self.jobs.forget()
         self.queues.forget()
         self.schemas.forget()
 

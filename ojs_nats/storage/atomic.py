@@ -40,20 +40,21 @@ async def publish_atomic(conn: Connection, messages: Sequence[Message]) -> list[
     if not 0 < count <= MAX_ATOMIC:
         raise ValueError(f"an atomic batch holds 1 to {MAX_ATOMIC} messages, not {count}")
     batch_id = ids.uuid7().replace("-", "")
-    for index, message in enumerate(messages, start=1):
-        headers = dict(message.headers or {})
-        headers[n.BATCH_ID] = batch_id
-        headers[n.BATCH_SEQUENCE] = str(index)
-        if index == count:
-            headers[n.BATCH_COMMIT] = "1"
-            reply = await conn.request(message.subject, message.payload, headers)
-            last = _ack(reply.data)
-            return [last - count + i for i in range(1, count + 1)]
-        if index == 1:
-            _ack((await conn.request(message.subject, message.payload, headers)).data)
-        else:
-            await conn.publish(message.subject, message.payload, headers)
-    raise AssertionError("unreachable")
+    framed = [
+        (
+            m.subject,
+            m.payload,
+            {**(m.headers or {}), n.BATCH_ID: batch_id, n.BATCH_SEQUENCE: str(i)},
+        )
+        for i, m in enumerate(messages, start=1)
+    ]
+    framed[-1][2][n.BATCH_COMMIT] = "1"
+    if count > 1:
+        _ack((await conn.request(*framed[0])).data)
+        if count > 2:
+            await conn.publish_many(framed[1:-1])
+    last = _ack((await conn.request(*framed[-1])).data)
+    return [last - count + i for i in range(1, count + 1)]
 
 
 def _ack(data: bytes) -> int:

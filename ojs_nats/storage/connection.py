@@ -188,12 +188,7 @@ class Connection:
         future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[token] = (future, time.monotonic() + REQUEST_TIMEOUT_S)
         try:
-            await self.client.publish(
-                subject,
-                payload,
-                reply=self._reply_prefix + token,
-                headers=dict(headers) if headers else None,
-            )
+            await self._write([(subject, payload, headers)], self._reply_prefix + token)
         except _UNAVAILABLE as exc:
             self._waiting.pop(token, None)
             raise StorageUnavailableError(
@@ -209,12 +204,49 @@ class Connection:
         reply: str = "",
     ) -> None:
         """Fire-and-forget core publish (acks to JetStream, control broadcasts)."""
+        await self.publish_many([(subject, payload, headers)], reply)
+
+    async def publish_many(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]], reply: str = ""
+    ) -> None:
+        """Fire-and-forget publish of several messages, handed to the socket together."""
         try:
-            await self.client.publish(
-                subject, payload, reply=reply, headers=dict(headers) if headers else None
-            )
+            await self._write(messages, reply)
         except _UNAVAILABLE as exc:
             raise StorageUnavailableError("NATS connection unavailable.") from exc
+
+    async def _write(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]], reply: str
+    ) -> None:
+        """Queue protocol commands for `messages` on the client's outgoing buffer.
+
+        nats-py's `publish` validates and encodes each message in Python (a fifth of the
+        gateway's CPU in a batch enqueue); our subjects and header values are built by
+        `names` and never carry spaces or line breaks, so the commands are written here in
+        one piece. Whatever the client does not expect to send at once (closed, draining,
+        reconnecting) goes through its own `publish`, which raises or buffers as it should.
+        """
+        client = self.client
+        if not client.is_connected or client.is_draining_pubs:
+            for subject, payload, headers in messages:
+                await client.publish(
+                    subject, payload, reply=reply, headers=dict(headers) if headers else None
+                )
+            return
+        limit = client.max_payload
+        commands = []
+        size = 0
+        for subject, payload, headers in messages:
+            if len(payload) > limit:
+                raise nats.errors.MaxPayloadError
+            commands.append(_command(subject, reply, payload, headers))
+            size += len(payload)
+        await client._send_command(b"".join(commands))
+        client.stats["out_msgs"] += len(messages)
+        client.stats["out_bytes"] += size
+        flush = client._flush_queue
+        if flush is not None and flush.empty():
+            await client._flush_pending()
 
     async def api(self, subject: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A `$JS.API.*` request; raises `JetStreamError` if JetStream refuses it."""
@@ -267,6 +299,22 @@ class Connection:
                 return None
             _checked(answer)
         return _as_msg(self.client, answer["message"])
+
+
+def _command(subject: str, reply: str, payload: bytes, headers: Mapping[str, str] | None) -> bytes:
+    """A PUB/HPUB protocol command (https://docs.nats.io/reference/reference-protocols/nats-protocol)."""
+    target = f"{subject} {reply}" if reply else subject
+    if not headers:
+        return b"PUB %s %d\r\n%s\r\n" % (target.encode(), len(payload), payload)
+    block = "".join([f"{key}: {value}\r\n" for key, value in headers.items()])
+    head = b"NATS/1.0\r\n" + block.encode() + b"\r\n"
+    return b"HPUB %s %d %d\r\n%s%s\r\n" % (
+        target.encode(),
+        len(head),
+        len(head) + len(payload),
+        head,
+        payload,
+    )
 
 
 def _parse_headers(raw: str | None) -> dict[str, str]:

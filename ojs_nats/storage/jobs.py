@@ -28,6 +28,9 @@ class Stored:
 
 #: Subjects per multi-subject direct get (the server accepts up to 1,024).
 MULTI_GET_LIMIT = 500
+#: Records this process wrote last that it remembers (`recent`): ~1 KiB each. Enough to cover
+#: the jobs a busy process has handed out and not yet seen acknowledged.
+RECENT_WRITES = 8192
 
 
 class JobRecords:
@@ -35,6 +38,31 @@ class JobRecords:
         self._conn = conn
         self._names = names
         self._batches = batches
+        #: job id -> (payload, revision) of this process's last write of it (insertion order).
+        self._recent: dict[str, tuple[bytes, int]] = {}
+
+    def recent(self, job_id: str) -> Stored | None:
+        """The record as this process last wrote it, without a round trip, or None.
+
+        Another process may have changed it since: only for a compare-and-set, which fails
+        (`RevisionConflict`) unless this is still the stored record. A fetched job's ACK most
+        often reaches the process that handed it out, so its transition needs no read.
+        """
+        written = self._recent.get(job_id)
+        if written is None:
+            return None
+        return Stored(orjson.loads(written[0]), written[1])
+
+    def forget(self) -> None:
+        """Drop what `recent` remembers (after a reset wiped the records)."""
+        self._recent.clear()
+
+    def _remember(self, job_id: str, payload: bytes, revision: int) -> None:
+        recent = self._recent
+        recent.pop(job_id, None)
+        recent[job_id] = (payload, revision)
+        if len(recent) > RECENT_WRITES:
+            del recent[next(iter(recent))]
 
     def _subject(self, job_id: str) -> str:
         return self._names.kv_subject(self._names.jobs_bucket, job_id)
@@ -92,6 +120,7 @@ class JobRecords:
         await self.delete(job_id)  # the marker too, as `delete` leaves nothing behind
 
     async def delete(self, job_id: str) -> None:
+        self._recent.pop(job_id, None)
         await self._conn.api(
             f"$JS.API.STREAM.PURGE.{self._names.jobs_stream}", {"filter": self._subject(job_id)}
         )
@@ -102,4 +131,14 @@ class JobRecords:
         headers = {n.EXPECTED_LAST_SUBJECT_SEQ: str(expected)}
         if ttl_s:
             headers[n.MSG_TTL] = f"{ttl_s}s"
-        return await self._conn.store(self._subject(job_id), orjson.dumps(record), headers)
+        payload = orjson.dumps(record)
+        try:
+            revision = await self._conn.store(self._subject(job_id), payload, headers)
+        except BaseException:
+            self._recent.pop(job_id, None)  # what we remember is not what is stored
+            raise
+        if ttl_s:
+            self._recent.pop(job_id, None)  # finished: rarely written again, leave the room
+        else:
+            self._remember(job_id, payload, revision)
+        return revision

@@ -144,3 +144,33 @@ async def test_sigkill_of_a_replica_mid_stream_loses_no_acknowledged_job(gateway
             states[(await hb.get(f"/ojs/v1/jobs/{job_id}")).json()["job"]["state"]] += 1
         assert states == {"completed": len(accepted)}, f"not all accepted jobs completed: {states}"
         assert all(ids.is_uuid7(j) for j in accepted)
+
+
+async def test_a_replica_acting_on_its_own_stale_copy_of_a_job_never_wins(gateway_factory):
+    """A replica remembers the records it wrote and tries a transition on that copy without a
+    read; when another replica has moved the job on since, the copy must lose to the store."""
+    a, b = gateway_factory(), gateway_factory()
+    async with httpx.AsyncClient(base_url=a.url) as ha, httpx.AsyncClient(base_url=b.url) as hb:
+        job = await push(ha, "stale", 1)
+        fetch = {"queues": ["stale"], "worker_id": "w", "visibility_timeout_ms": 60_000}
+        assert [j["id"] for j in (await ha.post("/ojs/v1/workers/fetch", json=fetch)).json()[
+            "jobs"]] == [job["id"]]  # A remembers the job active at this step
+        nack = await hb.post("/ojs/v1/workers/nack", json={
+            "job_id": job["id"], "requeue": True,
+            "error": {"code": "handoff", "message": "handed back"}})
+        assert nack.status_code == 200, nack.text
+        # A's copy says active, the store says available: the ACK is refused, nothing changes.
+        refused = await ha.post("/ojs/v1/workers/ack", json={"job_id": job["id"]})
+        assert refused.status_code == 409, refused.text
+        assert (await hb.get(f"/ojs/v1/jobs/{job['id']}")).json()["job"]["state"] == "available"
+        # B claims it again; A's copy (the earlier claim) is stale once more, and A's ACK of
+        # the new claim lands on the stored record.
+        assert [j["id"] for j in (await hb.post("/ojs/v1/workers/fetch", json=fetch)).json()[
+            "jobs"]] == [job["id"]]
+        acked = await ha.post("/ojs/v1/workers/ack",
+                              json={"job_id": job["id"], "result": {"n": 2}})
+        assert acked.status_code == 200, acked.text
+        stored = (await hb.get(f"/ojs/v1/jobs/{job['id']}")).json()["job"]
+        assert stored["state"] == "completed"
+        assert stored["result"] == {"n": 2}
+        assert stored["attempt"] == 2
