@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -142,7 +143,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError, WorkerSettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    status = asyncio.run(worker.start(handle_signals=True))
+    with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+        status = runner.run(worker.start(handle_signals=True))
     if any(t.name.startswith(THREAD_PREFIX) and t.is_alive() for t in threading.enumerate()):
         # A sync handler still runs in a thread after its job was handed back; the interpreter
         # would wait for it at exit. The job is elsewhere now: leave without it.
@@ -151,6 +153,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (it comes with uvicorn[standard]), as the gateway
+    uses: the worker's HTTP calls and job tasks cost less CPU on it (S4: ~10% per job)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def build_parser() -> argparse.ArgumentParser:

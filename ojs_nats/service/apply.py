@@ -50,7 +50,9 @@ async def commit(
     if change.finished and sys.get("on_finish"):
         # The followers run from a timer armed before the job finishes: durable, at once.
         first.append(st.timers.arm(FINISHED_KIND, jobs.timer_key(record), ctx.clock()))
-    if first:
+    if len(first) == 1:
+        await first[0]
+    elif first:
         await asyncio.gather(*first)
     ttl = _retention(ctx, change)
     try:

@@ -8,6 +8,7 @@ Finished records carry a per-message TTL and disappear after the retention perio
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -38,8 +39,8 @@ class JobRecords:
         self._conn = conn
         self._names = names
         self._batches = batches
-        #: job id -> (payload, revision) of this process's last write of it (insertion order).
-        self._recent: dict[str, tuple[bytes, int]] = {}
+        #: job id -> (payload, revision) of this process's last write of it, oldest first.
+        self._recent: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
 
     def recent(self, job_id: str) -> Stored | None:
         """The record as this process last wrote it, without a round trip, or None.
@@ -59,10 +60,10 @@ class JobRecords:
 
     def _remember(self, job_id: str, payload: bytes, revision: int) -> None:
         recent = self._recent
-        recent.pop(job_id, None)
         recent[job_id] = (payload, revision)
+        recent.move_to_end(job_id)
         if len(recent) > RECENT_WRITES:
-            del recent[next(iter(recent))]
+            recent.popitem(last=False)  # O(1), where deleting a dict's first key is not
 
     def _subject(self, job_id: str) -> str:
         return self._names.kv_subject(self._names.jobs_bucket, job_id)

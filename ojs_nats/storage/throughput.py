@@ -7,12 +7,14 @@ the last hour is one batched direct get of at most two counters per minute, neve
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import orjson
 
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
+from ojs_nats.storage.coalesce import GroupCommit
 from ojs_nats.storage.connection import Connection
 
 MINUTE_MS = 60_000
@@ -27,10 +29,21 @@ class Throughput:
         self._conn = conn
         self._names = names
         self._batches = batches
+        self._commits: GroupCommit[str] = GroupCommit(self._send)
 
-    async def add(self, queue: str, kind: str, now_ms: int) -> None:
-        subject = self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS)
-        await self._conn.store(subject, b"", {n.INCREMENT: "+1"})
+    def add(self, queue: str, kind: str, now_ms: int) -> asyncio.Future[None]:
+        """Count one attempt; concurrent callers' ticks go out merged per counter."""
+        return self._commits.submit(
+            [self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS)]
+        )
+
+    async def _send(self, subjects: list[str]) -> None:
+        await self._conn.store_many(
+            [
+                (subject, b"", {n.INCREMENT: f"+{count}"})
+                for subject, count in Counter(subjects).items()
+            ]
+        )
 
     async def read(self, queue: str) -> dict[str, Counter[int]]:
         """{kind: {minute: count}} for the minutes still kept."""
