@@ -1,6 +1,7 @@
 """The writes of a batch enqueue as atomic batches (storage/atomic.py): records in ONE batch with
 create-only expectations (every job exists afterwards, or none; no job is overwritten), ready
-entries and events in batches of up to 1,000 for speed (one round trip each, not one per job).
+entries and events in batches of up to 1,000 for speed (one round trip each, not one per job;
+under `ATOMIC_WORTH_FROM` messages they are pipelined instead, which costs the server less).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 
 from ojs_nats.storage import names as n
-from ojs_nats.storage.atomic import MAX_ATOMIC, Message, publish_atomic
+from ojs_nats.storage.atomic import ATOMIC_WORTH_FROM, MAX_ATOMIC, Message, publish_atomic
 from ojs_nats.storage.connection import Connection
 
 #: Atomic batches one process keeps open at once (JetStream allows 50 per stream).
@@ -66,6 +67,11 @@ class BulkWriter:
         await self._chunked(messages)
 
     async def _chunked(self, messages: Sequence[Message]) -> list[int]:
+        """Store `messages` (no all-or-nothing needed): few pipelined, many as atomic batches."""
+        if len(messages) < ATOMIC_WORTH_FROM:
+            return await self._conn.store_many(
+                [(m.subject, m.payload, m.headers) for m in messages]
+            )
         sequences: list[int] = []
         for start in range(0, len(messages), MAX_ATOMIC):
             sequences += await self._publish(messages[start : start + MAX_ATOMIC])
