@@ -24,7 +24,6 @@ from ojs_nats.model.lifecycle import State
 from ojs_nats.service import dead_retention, queue_config, releases
 from ojs_nats.service.context import Context
 from ojs_nats.storage import RevisionConflict, Stored
-from ojs_nats.storage.atomic import ATOMIC_WORTH_FROM
 
 #: Compare-and-set attempts before giving up on a hot record.
 MAX_CAS_ATTEMPTS = 8
@@ -69,48 +68,47 @@ async def commit(
     return revision
 
 
-async def commit_promotions(ctx: Context, items: list[tuple[jobs.Change, Stored]]) -> list[bool]:
+async def commit_promotions(ctx: Context, items: list[tuple[jobs.Change, Stored]]) -> bool:
     """Apply several timer-made changes that only make jobs available (no timer to arm, nothing
-    finished), with the order of `commit` for all of them at once: the ready entries, then the
-    records by compare-and-set, then the follow-ups of the ones that landed. Which landed, in
-    order. Few records are written pipelined, each on its own; many (`ATOMIC_WORTH_FROM`) as
-    one atomic batch, all or none. An entry whose record had moved on names a step no record
-    reached, which fetchers treat as a crash's leftover (as after a crash between 1 and 2).
+    finished), with the order of `commit` for all of them at once: the ready entries in one
+    atomic batch, then the records in one atomic batch of compare-and-sets (all or none), then
+    the follow-ups. False when a record had moved on: no record was written then, and the
+    entries already published name a step no record reached, which fetchers treat as a crash's
+    leftovers (as after a crash between 1 and 2).
     """
     st = ctx.storage
     assert all(c.ready and c.wake_at is None and not c.finished for c, _ in items)
     jobs_ = [change.record["job"] for change, _ in items]
     for queue, priority in {(str(j["queue"]), int(j.get("priority", 0))) for j in jobs_}:
         await st.ready.ensure_consumer(queue, priority)
+    # Always atomic batches here, however few: while timers fire in thousands the gateway is
+    # the busier side, and pipelining small promotions measured worse (docs/architecture.md).
     sequences = await st.bulk.ready_entries(
         [
             (str(job["queue"]), int(job.get("priority", 0)), str(job["id"]), change.step)
             for job, (change, _) in zip(jobs_, items, strict=True)
-        ]
+        ],
+        batched=True,
     )
     for (change, _), seq in zip(items, sequences, strict=True):
         change.record["sys"]["ready_seq"] = seq
-    writes = [
-        (str(change.record["job"]["id"]), change.record, stored.revision)
-        for change, stored in items
-    ]
-    if len(items) < ATOMIC_WORTH_FROM:
-        landed = [revision is not None for revision in await st.jobs.update_each(writes)]
-    else:
-        try:
-            await st.bulk.records(writes)
-        except RevisionConflict:
-            return [False] * len(items)
-        landed = [True] * len(items)
+    try:
+        await st.bulk.records(
+            [
+                (str(change.record["job"]["id"]), change.record, stored.revision)
+                for change, stored in items
+            ]
+        )
+    except RevisionConflict:
+        return False
     await asyncio.gather(
         *(
             work
-            for (change, stored), ok in zip(items, landed, strict=True)
-            if ok
+            for change, stored in items
             for work in _follow_ups(ctx, change, stored.record, True)
         )
     )
-    return landed
+    return True
 
 
 async def transition(

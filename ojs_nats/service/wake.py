@@ -93,13 +93,12 @@ async def promote_many(ctx: Context, timers: list[FiredTimer]) -> list[FiredTime
         change = jobs.on_wake(stored.record, now)
         if change is not None and change.ready and change.wake_at is None and not change.finished:
             picked[job_id] = (timer, change, stored)
-    if len(picked) < PROMOTE_MIN:
+    if len(picked) < PROMOTE_MIN or not await commit_promotions(
+        ctx, [(change, stored) for _, change, stored in picked.values()]
+    ):
         return timers
-    chosen = list(picked.values())
-    landed = await commit_promotions(ctx, [(change, stored) for _, change, stored in chosen])
-    done = [timer for (timer, _, _), ok in zip(chosen, landed, strict=True) if ok]
-    await asyncio.gather(*(ctx.storage.timers.done(timer) for timer in done))
-    handled = {id(timer) for timer in done}
+    handled = {id(timer) for timer, _, _ in picked.values()}
+    await asyncio.gather(*(ctx.storage.timers.done(timer) for timer, _, _ in picked.values()))
     return [timer for timer in timers if id(timer) not in handled]
 
 

@@ -30,16 +30,20 @@ class BulkWriter:
         async with self._open:
             return await publish_atomic(self._conn, messages)
 
-    async def ready_entries(self, entries: Sequence[tuple[str, int, str, int]]) -> list[int]:
+    async def ready_entries(
+        self, entries: Sequence[tuple[str, int, str, int]], batched: bool = False
+    ) -> list[int]:
         """Publish (queue, priority, job id, step) entries; returns their stream sequences.
 
         The consumers of the (queue, priority) pairs must exist (`ReadyIndex.ensure_consumer`).
+        `batched`: as atomic batches even when few (cheaper for the gateway, dearer for the
+        server; see `ATOMIC_WORTH_FROM`).
         """
         messages = [
             Message(self._names.ready_subject(queue, priority), f"{job_id} {step}".encode())
             for queue, priority, job_id, step in entries
         ]
-        return await self._chunked(messages)
+        return await self._chunked(messages, batched)
 
     async def records(self, records: Sequence[tuple[str, dict[str, Any], int]]) -> list[int]:
         """Create (job id, record, expected revision) records all-or-nothing; new revisions.
@@ -66,9 +70,9 @@ class BulkWriter:
         ]
         await self._chunked(messages)
 
-    async def _chunked(self, messages: Sequence[Message]) -> list[int]:
+    async def _chunked(self, messages: Sequence[Message], batched: bool = False) -> list[int]:
         """Store `messages` (no all-or-nothing needed): few pipelined, many as atomic batches."""
-        if len(messages) < ATOMIC_WORTH_FROM:
+        if len(messages) < ATOMIC_WORTH_FROM and not batched:
             return await self._conn.store_many(
                 [(m.subject, m.payload, m.headers) for m in messages]
             )

@@ -176,25 +176,34 @@ class Connection:
         self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
     ) -> list[Msg]:
         """Send several requests back to back and wait for all the answers together."""
-        futures = [
-            await self._send(subject, payload, headers) for subject, payload, headers in messages
-        ]
-        return list(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*await self._send_many(messages)))
 
     async def _send(
         self, subject: str, payload: bytes, headers: Mapping[str, str] | None
     ) -> asyncio.Future[Msg]:
-        token = format(next(self._tokens), "x")
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = (future, time.monotonic() + REQUEST_TIMEOUT_S)
+        return (await self._send_many([(subject, payload, headers)]))[0]
+
+    async def _send_many(
+        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
+    ) -> list[asyncio.Future[Msg]]:
+        """Send requests in one write; one future per answer."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        tokens = [format(next(self._tokens), "x") for _ in messages]
+        futures: list[asyncio.Future[Msg]] = []
+        for token in tokens:
+            future: asyncio.Future[Msg] = loop.create_future()
+            self._waiting[token] = (future, deadline)
+            futures.append(future)
         try:
-            await self._write([(subject, payload, headers)], self._reply_prefix + token)
+            await self._write(messages, [self._reply_prefix + token for token in tokens])
         except _UNAVAILABLE as exc:
-            self._waiting.pop(token, None)
+            for token in tokens:
+                self._waiting.pop(token, None)
             raise StorageUnavailableError(
                 f"NATS JetStream did not answer ({type(exc).__name__})."
             ) from exc
-        return future
+        return futures
 
     async def publish(
         self,
@@ -211,12 +220,14 @@ class Connection:
     ) -> None:
         """Fire-and-forget publish of several messages, handed to the socket together."""
         try:
-            await self._write(messages, reply)
+            await self._write(messages, [reply] * len(messages))
         except _UNAVAILABLE as exc:
             raise StorageUnavailableError("NATS connection unavailable.") from exc
 
     async def _write(
-        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]], reply: str
+        self,
+        messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]],
+        replies: Sequence[str],
     ) -> None:
         """Queue protocol commands for `messages` on the client's outgoing buffer.
 
@@ -228,7 +239,7 @@ class Connection:
         """
         client = self.client
         if not client.is_connected or client.is_draining_pubs:
-            for subject, payload, headers in messages:
+            for (subject, payload, headers), reply in zip(messages, replies, strict=True):
                 await client.publish(
                     subject, payload, reply=reply, headers=dict(headers) if headers else None
                 )
@@ -236,7 +247,7 @@ class Connection:
         limit = client.max_payload
         commands = []
         size = 0
-        for subject, payload, headers in messages:
+        for (subject, payload, headers), reply in zip(messages, replies, strict=True):
             if len(payload) > limit:
                 raise nats.errors.MaxPayloadError
             commands.append(_command(subject, reply, payload, headers))

@@ -16,7 +16,7 @@ import orjson
 from ojs_nats.storage import kv
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
-from ojs_nats.storage.connection import Connection, RevisionConflict, stored_seq
+from ojs_nats.storage.connection import Connection, RevisionConflict
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,28 +90,6 @@ class JobRecords:
                 job_id = str(headers.get("Nats-Subject", ""))[len(prefix) :]
                 found[job_id] = Stored(orjson.loads(msg.data), int(headers["Nats-Sequence"]))
         return found
-
-    async def update_each(self, records: list[tuple[str, dict[str, Any], int]]) -> list[int | None]:
-        """`update` for several (job id, record, revision) at once, pipelined: each lands or not
-        on its own. The new revision of each, or None where the record had moved on."""
-        payloads = [orjson.dumps(record) for _, record, _ in records]
-        replies = await self._conn.request_many(
-            [
-                (self._subject(job_id), payload, {n.EXPECTED_LAST_SUBJECT_SEQ: str(revision)})
-                for (job_id, _, revision), payload in zip(records, payloads, strict=True)
-            ]
-        )
-        revisions: list[int | None] = []
-        for (job_id, _, _), payload, reply in zip(records, payloads, replies, strict=True):
-            try:
-                revision = stored_seq(reply)
-            except RevisionConflict:
-                self._recent.pop(job_id, None)
-                revisions.append(None)
-                continue
-            self._remember(job_id, payload, revision)
-            revisions.append(revision)
-        return revisions
 
     async def entry(self, job_id: str) -> kv.Entry:
         """The record as a KV entry: absent ones carry the revision a create must expect."""

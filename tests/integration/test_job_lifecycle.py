@@ -298,28 +298,3 @@ async def test_many_jobs_due_at_once_are_promoted_together_on_time_and_counted(
     events = (await client.get("/ojs/v1/events?queues=wave-0,wave-1&limit=1000")).json()["events"]
     enqueued = [e["data"]["job_id"] for e in events if e["type"] == "job.enqueued"]
     assert sorted(enqueued) == sorted(ids_)  # one event each, when each became available
-
-
-async def test_promotions_written_together_land_one_by_one_when_a_record_moved_on(client):
-    """A batch of promotions whose records are written pipelined: the one whose record changed
-    after it was read loses its compare-and-set alone; the others become available."""
-    from ojs_nats.model import job as jobs_model
-    from ojs_nats.service.apply import commit_promotions
-
-    ctx = client.app.state.ctx
-    later = ids.format_ts(int(time.time() * 1000) + 3_600_000)
-    made = []
-    for i in range(5):
-        response = await client.post("/ojs/v1/jobs", json={
-            "type": "a.b", "args": [i], "options": {"queue": "pieces", "scheduled_at": later}})
-        made.append(response.json()["job"]["id"])
-    stored = await ctx.storage.jobs.get_many(made)
-    due = ids.parse_ts(later) + 1
-    items = [(jobs_model.on_wake(stored[j].record, due), stored[j]) for j in made]
-    assert all(change is not None and change.ready for change, _ in items)
-    cancelled = await client.delete(f"/ojs/v1/jobs/{made[2]}")  # moves record 2 on
-    assert cancelled.status_code == 200, cancelled.text
-    assert await commit_promotions(ctx, items) == [True, True, False, True, True]
-    states = [(await client.get(f"/ojs/v1/jobs/{j}")).json()["job"]["state"] for j in made]
-    assert states == ["available", "available", "cancelled", "available", "available"]
-    assert {j["id"] for j in await fetch(client, "pieces", count=10)} == set(made) - {made[2]}
