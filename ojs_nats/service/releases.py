@@ -6,7 +6,6 @@ transition: a lost release is repaired lazily by the next claimant.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Awaitable
@@ -47,20 +46,11 @@ async def free_slot(ctx: Context, subject: str, revision: int) -> None:
         log.warning("could not free concurrency slot %s", subject, exc_info=True)
 
 
-def _tick(ctx: Context, queue: str, kind: str) -> asyncio.Future[None]:
-    """Count the attempt; never fails the transition (statistics only). A future rather than a
-    coroutine, so awaiting it with the other follow-ups needs no task."""
-    sent = ctx.storage.throughput.add(queue, kind, ctx.clock())
-    settled: asyncio.Future[None] = sent.get_loop().create_future()
-
-    def done(future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            log.debug("throughput tick for %s lost: %s", queue, future.exception())
-        if not settled.done():
-            settled.set_result(None)
-
-    sent.add_done_callback(done)
-    return settled
+async def _tick(ctx: Context, queue: str, kind: str) -> None:
+    try:
+        await ctx.storage.throughput.add(queue, kind, ctx.clock())
+    except Exception:  # statistics only
+        log.debug("throughput tick for %s lost", queue, exc_info=True)
 
 
 async def _settle_lock(

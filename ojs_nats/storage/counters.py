@@ -7,7 +7,6 @@ A crash between a job's transition and its counter update can leave a count off 
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping
 
@@ -26,9 +25,9 @@ class Counters:
         self._batches = batches
         self._commits: GroupCommit[tuple[str, int]] = GroupCommit(self._send)
 
-    def add(self, queue: str, deltas: Mapping[str, int]) -> asyncio.Future[None]:
+    async def add(self, queue: str, deltas: Mapping[str, int]) -> None:
         """Apply increments; concurrent callers' increments are merged per counter."""
-        return self._commits.submit(
+        await self._commits.submit(
             [(self._names.counter_subject(queue, state), d) for state, d in deltas.items() if d]
         )
 

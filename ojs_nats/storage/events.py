@@ -7,7 +7,6 @@ cursor: `locate` finds its sequence from the time in its UUIDv7 (direct get by s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,19 +38,18 @@ class EventLog:
         self._batches = batches
         self._commits: GroupCommit[tuple[str, bytes]] = GroupCommit(self._send)
 
-    def append(self, queue: str, event: dict[str, Any]) -> asyncio.Future[None]:
-        return self.append_many(queue, [event])
+    async def append(self, queue: str, event: dict[str, Any]) -> None:
+        await self.append_many(queue, [event])
 
-    def append_many(self, queue: str, events: list[dict[str, Any]]) -> asyncio.Future[None]:
-        """Append in order (resolves once stored); events appended concurrently elsewhere go
-        in the same send."""
-        return self._commits.submit(
+    async def append_many(self, queue: str, events: list[dict[str, Any]]) -> None:
+        """Append in order; events appended concurrently elsewhere go in the same send."""
+        await self._commits.submit(
             [(self._names.event_subject(queue, e["type"]), orjson.dumps(e)) for e in events]
         )
 
-    def append_worker(self, event: dict[str, Any]) -> asyncio.Future[None]:
+    async def append_worker(self, event: dict[str, Any]) -> None:
         """Append a worker event (no queue)."""
-        return self._commits.submit(
+        await self._commits.submit(
             [(self._names.worker_event_subject(event["type"]), orjson.dumps(event))]
         )
 

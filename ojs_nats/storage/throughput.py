@@ -7,7 +7,6 @@ the last hour is one batched direct get of at most two counters per minute, neve
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import orjson
@@ -31,9 +30,9 @@ class Throughput:
         self._batches = batches
         self._commits: GroupCommit[str] = GroupCommit(self._send)
 
-    def add(self, queue: str, kind: str, now_ms: int) -> asyncio.Future[None]:
+    async def add(self, queue: str, kind: str, now_ms: int) -> None:
         """Count one attempt; concurrent callers' ticks go out merged per counter."""
-        return self._commits.submit(
+        await self._commits.submit(
             [self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS)]
         )
 
