@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast conformance lint fmt typecheck check bench bench-quick \
-        soak clean tools crds chart-check
+        soak compare clean tools crds chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ soak: $(STAMP) ## S6: a 10-minute soak at a steady rate (BENCH_ARGS="--minutes 3
 bench-quick: $(STAMP) ## every benchmark (S1-S6) with --quick: small sizes, a few minutes in all
 	@for b in $(BENCHMARKS) soak; do $(BIN)/python benchmarks/$$b.py --quick $(BENCH_ARGS) \
 		|| exit 1; done
+
+# e.g. make compare REF=HEAD~3 BENCH="batch_enqueue.py --concurrency 1 --no-ceiling"
+REF ?= HEAD
+BENCH ?= end_to_end.py --variants bulk --no-ceiling
+compare: $(STAMP) ## one benchmark on REF and on the working tree, interleaved, medians side by side
+	$(BIN)/python benchmarks/compare.py --ref $(REF) -- $(BENCH)
 
 clean: ## remove the virtualenv, local data and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .tools
