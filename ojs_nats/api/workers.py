@@ -17,6 +17,9 @@ router = APIRouter(prefix="/ojs/v1/workers")
 
 #: Most jobs one fetch may claim, and one batch ACK may settle.
 MAX_FETCH = 1000
+#: The long-poll extension's announcement (see `fetch_jobs`).
+FETCH_WAIT_HEADER = "OJS-Fetch-Wait-Max-Ms"
+FETCH_WAIT_HEADERS = {FETCH_WAIT_HEADER: str(fetch.MAX_WAIT_MS)}
 MAX_ACK_BATCH = 1000
 
 
@@ -107,11 +110,15 @@ async def fetch_jobs(request: Request) -> Response:
     )
     count = optional_int(body.get("count"), "count", 1, MAX_FETCH, default=1)
     visibility = optional_int(body.get("visibility_timeout_ms"), "visibility_timeout_ms")
+    # Extension: `wait_ms` makes the fetch a long poll. Every answer names the longest wait
+    # allowed, which is how a worker learns that it may ask for one.
+    wait_ms = optional_int(body.get("wait_ms"), "wait_ms", 0, fetch.MAX_WAIT_MS, default=0)
     assert count is not None
+    assert wait_ms is not None
     jobs = await fetch.fetch(
-        context(request), list(dict.fromkeys(names)), count, _worker_id(body), visibility
+        context(request), list(dict.fromkeys(names)), count, _worker_id(body), visibility, wait_ms
     )
-    return ojs_response({"jobs": jobs})
+    return ojs_response({"jobs": jobs}, headers=FETCH_WAIT_HEADERS)
 
 
 async def ack_job(request: Request, body: dict[str, Any]) -> Response:

@@ -8,6 +8,7 @@ record, after its concurrency slots (if any) and the lease timer; the entry is a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,9 +32,38 @@ LAGGING_CONSUMER_WAIT_MS = 100
 HELD_BACK = "held back"
 #: Jobs one fetch may hold back per queue (and offer again later) before it gives up on it.
 MAX_HELD_BACK = 64
+#: Longest wait a long-polling fetch may ask for (ojs-security.md §8: a bounded poll, 30 s).
+MAX_WAIT_MS = 30_000
+#: How often a waiting fetch looks at its queues even when no new entry woke it.
+LONG_POLL_RECHECK_MS = 500
 
 
 async def fetch(
+    ctx: Context,
+    queues: list[str],
+    count: int,
+    worker_id: str | None,
+    visibility_ms: int | None,
+    wait_ms: int = 0,
+) -> list[dict[str, Any]]:
+    """Claim up to `count` jobs. `wait_ms`: when there is none, wait up to this long for one
+    (a long poll: ojs-worker-protocol.md §6.1 allows it) instead of answering empty at once."""
+    if wait_ms <= 0:
+        return await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
+    deadline = ctx.clock() + wait_ms
+    while True:
+        async with ctx.storage.ready.watch(queues) as published:
+            claimed = await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
+            left = deadline - ctx.clock()
+            if claimed or left <= 0 or ctx.draining:
+                return claimed
+            # Woken by a new entry, or after a while in any case: an entry offered again
+            # later (a NAK's delay, a limit's wait) publishes nothing.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(published.wait(), min(left, LONG_POLL_RECHECK_MS) / 1000)
+
+
+async def _fetch_now(
     ctx: Context, queues: list[str], count: int, worker_id: str | None, visibility_ms: int | None
 ) -> list[dict[str, Any]]:
     if ctx.draining:

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from ojs_nats.model.ids import now_ms
 from ojs_nats.storage import names as n
@@ -42,6 +44,50 @@ class ReadyIndex:
         self._batches = batches
         self._consumers: set[tuple[str, int]] = set()
         self._creating: dict[tuple[str, int], asyncio.Future[None]] = {}
+        #: Long-polling fetches waiting for entries, per queue, and the core NATS subscription
+        #: that wakes them (held only while someone waits: see `watch`).
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._watches: dict[str, asyncio.Future[Subscription]] = {}
+
+    @contextlib.asynccontextmanager
+    async def watch(self, queues: list[str]) -> AsyncIterator[asyncio.Event]:
+        """An event set when an entry is published for one of `queues`.
+
+        Entering registers the interest before the caller looks at the queues, so an entry
+        published in between is not missed. A JetStream publish is also delivered to core
+        subscribers of its subject: while some fetch waits on a queue, this process subscribes
+        to the queue's entry subjects, and drops the subscription when nobody waits any more
+        (a busy queue, whose fetches never wait, costs no extra message). It may wake a
+        little early (an atomic batch's entries arrive before their commit) and never covers
+        entries redelivered later (a NAK with a delay): callers look again on a timer too.
+        """
+        event = asyncio.Event()
+        try:
+            for queue in queues:
+                self._watchers.setdefault(queue, set()).add(event)
+                if queue not in self._watches:  # one subscription, however many wait
+                    self._watches[queue] = asyncio.ensure_future(self._subscribe(queue))
+                await asyncio.shield(self._watches[queue])
+            yield event
+        finally:
+            for queue in queues:
+                waiting = self._watchers.get(queue)
+                if waiting is None:
+                    continue
+                waiting.discard(event)
+                if not waiting:
+                    del self._watchers[queue]
+                    subscribing = self._watches.pop(queue, None)
+                    if subscribing is not None:
+                        with contextlib.suppress(Exception):  # closing: nothing to undo
+                            await (await subscribing).unsubscribe()
+
+    async def _subscribe(self, queue: str) -> Subscription:
+        async def published(_: Msg) -> None:
+            for event in self._watchers.get(queue, ()):
+                event.set()
+
+        return await self._conn.client.subscribe(self._names.ready_filter(queue), cb=published)
 
     def forget(self) -> None:
         """Drop cached consumer handles (after a reset deleted them)."""

@@ -38,6 +38,9 @@ HAND_BACK_TIMEOUT_S = 5.0
 MAX_ERROR_PAUSE_S = 5.0
 #: Most jobs asked for in one FETCH (a worker with more free slots asks again at once).
 MAX_FETCH_COUNT = 100
+#: How long an idle worker's FETCH may wait on the server for a job (servers that allow it:
+#: ojs-nats gateways). Short enough that a stop waits little for a fetch in flight.
+FETCH_WAIT_MS = 2_000
 #: Name prefix of the threads that run sync handlers.
 THREAD_PREFIX = "ojs-job"
 
@@ -62,6 +65,8 @@ class Worker:
         self.state = WorkerState.RUNNING
         self._executions: set[Execution] = set()
         self._started = False
+        #: What the next idle FETCH asks the server to wait (0 until it said it can).
+        self._fetch_wait_ms = 0
 
     # ------------------------------------------------------------ configuration
     @overload
@@ -217,9 +222,12 @@ class Worker:
                 # the gateway far less than one per freed slot.
                 await self._wakeup.wait()
                 continue
+            # Only an idle worker waits on the server: one with jobs running must come back
+            # to fetch as slots free up.
+            wait_ms = self._fetch_wait_ms if not self._executions else 0
             try:
-                jobs = await self._transport.fetch(
-                    settings.queues, free, self.worker_id, settings.visibility_timeout_ms
+                fetched = await self._transport.fetch(
+                    settings.queues, free, self.worker_id, settings.visibility_timeout_ms, wait_ms
                 )
             except TransportError as exc:
                 log.warning("fetch failed: %s", exc)
@@ -227,13 +235,16 @@ class Worker:
                 pause_after_error = min(pause_after_error * 2, MAX_ERROR_PAUSE_S)
                 continue
             pause_after_error = settings.poll_interval_s
+            self._fetch_wait_ms = min(fetched.wait_max_ms, FETCH_WAIT_MS)
+            jobs = fetched.jobs
             if self._terminating():
                 # Claimed while the stop came in: give them straight back, unstarted.
                 await asyncio.gather(*(self._hand_back(job, started=False) for job in jobs))
                 return
             for job in jobs:
                 self._launch(job)
-            if not jobs:
+            if not jobs and not wait_ms:
+                # A long poll that came back empty has waited already; a plain poll sleeps.
                 await self._pause(settings.poll_interval_s)
 
     async def _pause(self, seconds: float) -> None:

@@ -22,6 +22,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({502, 503, 504})
+#: ojs-nats gateways name in every FETCH answer the longest wait a fetch may ask for.
+FETCH_WAIT_HEADER = "OJS-Fetch-Wait-Max-Ms"
 _HEADERS = {"content-type": "application/openjobspec+json", "accept": "application/json"}
 #: Backoff between tries of one request, growing up to the cap.
 _FIRST_BACKOFF_S = 0.05
@@ -33,12 +35,21 @@ class TransportError(Exception):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Fetched:
+    jobs: list[dict[str, Any]]
+    #: The longest wait the server allows a fetch (0: it does not wait).
+    wait_max_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: dict[str, Any]
     #: How many times the request was sent; a 409 after a retry usually means an earlier
     #: try had already landed.
     tries: int
+    #: The longest FETCH wait the server allows (its `OJS-Fetch-Wait-Max-Ms` header), or 0.
+    fetch_wait_max_ms: int = 0
 
     @property
     def ok(self) -> bool:
@@ -92,16 +103,28 @@ class Transport:
 
     # ------------------------------------------------------------ operations
     async def fetch(
-        self, queues: tuple[str, ...], count: int, worker_id: str, visibility_ms: int | None
-    ) -> list[dict[str, Any]]:
+        self,
+        queues: tuple[str, ...],
+        count: int,
+        worker_id: str,
+        visibility_ms: int | None,
+        wait_ms: int = 0,
+    ) -> Fetched:
+        """Claim up to `count` jobs; `wait_ms` > 0 asks the server to wait for one (only for
+        servers that announced it: the official request schema allows no other field)."""
         body: dict[str, Any] = {"queues": list(queues), "count": count, "worker_id": worker_id}
         if visibility_ms is not None:
             body["visibility_timeout_ms"] = visibility_ms
+        if wait_ms > 0:
+            body["wait_ms"] = wait_ms
         reply = await self.call("POST", "/ojs/v1/workers/fetch", body, deadline=None)
         if not reply.ok:
             raise TransportError(f"fetch refused: {reply.error_message}")
         jobs = reply.body.get("jobs") or []
-        return [job for job in jobs if isinstance(job, dict) and isinstance(job.get("id"), str)]
+        return Fetched(
+            [job for job in jobs if isinstance(job, dict) and isinstance(job.get("id"), str)],
+            reply.fetch_wait_max_ms,
+        )
 
     async def ack(self, job_id: str, worker_id: str, result: Any, deadline: float) -> Reply:
         body: dict[str, Any] = {"job_id": job_id, "worker_id": worker_id}
@@ -150,11 +173,14 @@ class Transport:
             try:
                 async with self._session().request(method, url, data=content) as response:
                     status, raw = response.status, await response.read()
+                    wait_max = response.headers.get(FETCH_WAIT_HEADER, "")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = f"{url}: {type(exc).__name__} {exc}".strip()
             else:
                 if status not in _RETRY_STATUSES:
-                    return Reply(status, _json(raw), tries)
+                    return Reply(
+                        status, _json(raw), tries, int(wait_max) if wait_max.isdigit() else 0
+                    )
                 problem = f"{url}: HTTP {status}"
             self._rotate()
             if deadline is None:

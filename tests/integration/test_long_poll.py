@@ -1,0 +1,81 @@
+"""FETCH as a long poll (`wait_ms`, an extension): an idle worker gets a new job at once
+instead of at its next poll, and an empty answer comes only after the wait."""
+
+import asyncio
+import time
+
+from tests.integration.test_job_lifecycle import fetch, push
+
+
+async def test_a_waiting_fetch_gets_a_job_pushed_while_it_waits(client):
+    started = time.monotonic()
+    waiting = asyncio.create_task(fetch(client, "lp-idle", "lp-other", count=5, wait_ms=5_000))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    job = await push(client, "lp-other")
+    got = await asyncio.wait_for(waiting, 5)
+    elapsed = time.monotonic() - started
+    assert [j["id"] for j in got] == [job["id"]]
+    assert got[0]["state"] == "active"
+    # Woken by the entry's publish, not by the half-second recheck nor the 5 s deadline.
+    assert elapsed < 0.3 + 0.45, f"answered after {elapsed:.2f} s"
+
+
+async def test_an_empty_long_poll_answers_after_its_wait_and_names_the_longest(client):
+    started = time.monotonic()
+    response = await client.post("/ojs/v1/workers/fetch",
+                                 json={"queues": ["lp-empty"], "wait_ms": 700})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert response.json()["jobs"] == []
+    assert 0.65 <= elapsed < 2.0, elapsed
+    assert response.headers["ojs-fetch-wait-max-ms"] == "30000"
+
+
+async def test_without_wait_an_empty_fetch_answers_at_once(client):
+    started = time.monotonic()
+    assert await fetch(client, "lp-none") == []
+    assert time.monotonic() - started < 0.5
+
+
+async def test_a_job_offered_again_later_is_found_by_a_waiting_fetch(client):
+    """A NAK'd entry comes back without a new publish: the periodic look finds it."""
+    job = await push(client, "lp-again")
+    assert [j["id"] for j in await fetch(client, "lp-again")] == [job["id"]]
+    nack = await client.post("/ojs/v1/workers/nack", json={
+        "job_id": job["id"], "requeue": True, "error": {"code": "x", "message": "again"}})
+    assert nack.status_code == 200, nack.text
+    got = await fetch(client, "lp-again", wait_ms=3_000)
+    assert [j["id"] for j in got] == [job["id"]]
+
+
+async def test_bad_waits_are_refused(client):
+    for wait in (-1, 30_001, "5", 1.5, True):
+        response = await client.post("/ojs/v1/workers/fetch",
+                                     json={"queues": ["lp-bad"], "wait_ms": wait})
+        assert response.status_code == 400, (wait, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_many_waiting_fetches_share_one_watch_and_each_job_goes_once(client):
+    waiters = [asyncio.create_task(fetch(client, "lp-many", wait_ms=3_000)) for _ in range(6)]
+    await asyncio.sleep(0.2)
+    pushed = {(await push(client, "lp-many", n=i))["id"] for i in range(6)}
+    results = await asyncio.wait_for(asyncio.gather(*waiters), 6)
+    got = [j["id"] for jobs in results for j in jobs]
+    assert sorted(got) == sorted(pushed)  # each once, none twice
+    ready = client.app.state.ctx.storage.ready
+    assert not ready._watchers and not ready._watches  # nobody waits: no subscription left
+
+
+async def test_a_draining_gateway_ends_its_long_polls(client):
+    ctx = client.app.state.ctx
+    waiting = asyncio.create_task(fetch(client, "lp-drain", wait_ms=10_000))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    ctx.draining = True
+    try:
+        assert await asyncio.wait_for(waiting, 5) == []
+        assert time.monotonic() - started < 1.0
+    finally:
+        ctx.draining = False
