@@ -116,7 +116,13 @@ async def fetch_jobs(request: Request) -> Response:
     assert count is not None
     assert wait_ms is not None
     jobs = await fetch.fetch(
-        context(request), list(dict.fromkeys(names)), count, _worker_id(body), visibility, wait_ms
+        context(request),
+        list(dict.fromkeys(names)),
+        count,
+        _worker_id(body),
+        visibility,
+        wait_ms,
+        gone=request.is_disconnected,
     )
     return ojs_response({"jobs": jobs}, headers=FETCH_WAIT_HEADERS)
 

@@ -45,14 +45,21 @@ async def fetch(
     worker_id: str | None,
     visibility_ms: int | None,
     wait_ms: int = 0,
+    gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> list[dict[str, Any]]:
     """Claim up to `count` jobs. `wait_ms`: when there is none, wait up to this long for one
-    (a long poll: ojs-worker-protocol.md §6.1 allows it) instead of answering empty at once."""
+    (a long poll: ojs-worker-protocol.md §6.1 allows it) instead of answering empty at once.
+    `gone`: whether the asker has left; a long poll claims nothing for a worker that is gone
+    (it would hold the jobs until their visibility timeout)."""
     if wait_ms <= 0:
         return await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
     deadline = ctx.clock() + wait_ms
+    first = True
     while True:
         async with ctx.storage.ready.watch(queues) as published:
+            if not first and gone is not None and await gone():
+                return []
+            first = False
             claimed = await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
             left = deadline - ctx.clock()
             if claimed or left <= 0 or ctx.draining:

@@ -34,3 +34,24 @@ async def test_an_idle_worker_starts_each_new_job_within_a_fraction_of_its_poll_
             await asyncio.sleep(0.37)  # land anywhere in what would be a 1 s poll cycle
     # Polling every second, six jobs would wait 0-1000 ms each (all under 300 ms: ~0.1%).
     assert max(delays) < 300, delays
+
+
+async def test_a_long_poll_whose_worker_went_away_claims_nothing(gateway_factory):
+    gateway = gateway_factory()
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=0.4) as impatient:
+                await impatient.post("/ojs/v1/workers/fetch",
+                                     json={"queues": ["gone"], "wait_ms": 10_000})
+            raise AssertionError("the long poll answered before its client gave up")
+        except httpx.ReadTimeout:
+            pass  # the worker is gone; its fetch is still waiting on the gateway
+        await asyncio.sleep(0.3)
+        created = await http.post("/ojs/v1/jobs", json={
+            "type": "test.echo", "args": [], "options": {"queue": "gone"}})
+        assert created.status_code == 201, created.text
+        await asyncio.sleep(0.8)  # the abandoned poll was woken by now and has given up
+        job = (await http.get(f"/ojs/v1/jobs/{created.json()['job']['id']}")).json()["job"]
+        assert job["state"] == "available"
+        fetched = (await http.post("/ojs/v1/workers/fetch", json={"queues": ["gone"]})).json()
+        assert [j["id"] for j in fetched["jobs"]] == [job["id"]]
