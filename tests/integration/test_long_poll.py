@@ -65,7 +65,8 @@ async def test_many_waiting_fetches_share_one_watch_and_each_job_goes_once(clien
     got = [j["id"] for jobs in results for j in jobs]
     assert sorted(got) == sorted(pushed)  # each once, none twice
     ready = client.app.state.ctx.storage.ready
-    assert not ready._watchers and not ready._watches  # nobody waits: no subscription left
+    assert not ready._watchers  # nobody waits...
+    assert not ready._watches  # ...so no subscription is left
 
 
 async def test_a_draining_gateway_ends_its_long_polls(client):
