@@ -54,12 +54,13 @@ async def fetch(
     if wait_ms <= 0:
         return await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
     deadline = ctx.clock() + wait_ms
-    first = True
-    while True:
-        async with ctx.storage.ready.watch(queues) as published:
+    async with ctx.storage.ready.watch(queues) as published:
+        first = True
+        while True:
             if not first and gone is not None and await gone():
                 return []
             first = False
+            published.clear()  # an entry published while we look wakes the next wait at once
             claimed = await _fetch_now(ctx, queues, count, worker_id, visibility_ms)
             left = deadline - ctx.clock()
             if claimed or left <= 0 or ctx.draining:

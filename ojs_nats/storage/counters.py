@@ -23,20 +23,14 @@ class Counters:
         self._conn = conn
         self._names = names
         self._batches = batches
-        self._commits: GroupCommit[tuple[str, int]] = GroupCommit(self._send)
+        self._commits: GroupCommit[tuple[str, int]] = GroupCommit(
+            lambda items: increment(conn, items)
+        )
 
     async def add(self, queue: str, deltas: Mapping[str, int]) -> None:
         """Apply increments; concurrent callers' increments are merged per counter."""
         await self._commits.submit(
             [(self._names.counter_subject(queue, state), d) for state, d in deltas.items() if d]
-        )
-
-    async def _send(self, items: list[tuple[str, int]]) -> None:
-        merged: dict[str, int] = {}
-        for subject, delta in items:
-            merged[subject] = merged.get(subject, 0) + delta
-        await self._conn.store_many(
-            [(subject, b"", {n.INCREMENT: f"{d:+d}"}) for subject, d in merged.items() if d]
         )
 
     async def read(self, queue: str | None = None) -> dict[str, Counter[str]]:
@@ -55,3 +49,14 @@ class Counters:
                 result.setdefault(n.decode_queue(queue_token), Counter())[state] = value
             if len(msgs) < 512:
                 return result
+
+
+async def increment(conn: Connection, items: list[tuple[str, int]]) -> None:
+    """Apply (counter subject, delta) increments, merged per subject first (a group commit's
+    send for every server-side counter: these and the throughput minutes)."""
+    merged: dict[str, int] = {}
+    for subject, delta in items:
+        merged[subject] = merged.get(subject, 0) + delta
+    await conn.store_many(
+        [(subject, b"", {n.INCREMENT: f"{d:+d}"}) for subject, d in merged.items() if d]
+    )

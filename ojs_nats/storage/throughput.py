@@ -15,6 +15,7 @@ from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
 from ojs_nats.storage.coalesce import GroupCommit
 from ojs_nats.storage.connection import Connection
+from ojs_nats.storage.counters import increment
 
 MINUTE_MS = 60_000
 #: How long minute counters are kept (the stream's max_age).
@@ -28,20 +29,14 @@ class Throughput:
         self._conn = conn
         self._names = names
         self._batches = batches
-        self._commits: GroupCommit[str] = GroupCommit(self._send)
+        self._commits: GroupCommit[tuple[str, int]] = GroupCommit(
+            lambda items: increment(conn, items)
+        )
 
     async def add(self, queue: str, kind: str, now_ms: int) -> None:
         """Count one attempt; concurrent callers' ticks go out merged per counter."""
         await self._commits.submit(
-            [self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS)]
-        )
-
-    async def _send(self, subjects: list[str]) -> None:
-        await self._conn.store_many(
-            [
-                (subject, b"", {n.INCREMENT: f"+{count}"})
-                for subject, count in Counter(subjects).items()
-            ]
+            [(self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS), 1)]
         )
 
     async def read(self, queue: str) -> dict[str, Counter[int]]:
