@@ -4,6 +4,7 @@ instead of at its next poll, and an empty answer comes only after the wait."""
 import asyncio
 import time
 
+from ojs_nats.service import fetch as fetch_service
 from tests.integration.test_job_lifecycle import fetch, push
 
 
@@ -80,3 +81,24 @@ async def test_a_draining_gateway_ends_its_long_polls(client):
         assert time.monotonic() - started < 1.0
     finally:
         ctx.draining = False
+
+
+async def test_a_fetch_waiting_for_a_lagging_consumer_takes_a_new_entry_at_once(
+    client, monkeypatch
+):
+    """The stream counts an entry the consumer will not deliver (another fetch holds it): the
+    fetch waits for the consumer, and a job pushed meanwhile is answered at once, not when
+    that wait runs out."""
+    monkeypatch.setattr(fetch_service, "LAGGING_CONSUMER_WAIT_MS", 3_000)
+    held = await push(client, "lp-lag")
+    ready = client.app.state.ctx.storage.ready
+    assert [e.job_id for e in await ready.pull("lp-lag", 0, 5)] == [held["id"]]
+    started = time.monotonic()
+    waiting = asyncio.create_task(fetch(client, "lp-lag", count=5))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    job = await push(client, "lp-lag")
+    got = await asyncio.wait_for(waiting, 5)
+    assert [j["id"] for j in got] == [job["id"]]
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"answered after {elapsed:.2f} s (the wait is 3 s)"
