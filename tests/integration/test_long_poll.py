@@ -102,3 +102,35 @@ async def test_a_fetch_waiting_for_a_lagging_consumer_takes_a_new_entry_at_once(
     assert [j["id"] for j in got] == [job["id"]]
     elapsed = time.monotonic() - started
     assert elapsed < 1.5, f"answered after {elapsed:.2f} s (the wait is 3 s)"
+
+
+async def test_a_waiting_fetch_woken_before_the_record_is_written_waits_for_it(
+    client, monkeypatch
+):
+    """PUSH writes the ready entry, then the record one round trip later: the long poll the
+    entry wakes reads the record a moment too soon, and must not offer the job again later
+    (here 3 s) when the record is a few milliseconds behind."""
+    monkeypatch.setattr(fetch_service, "IN_FLIGHT_RETRY_MS", 3_000)
+    records = client.app.state.ctx.storage.jobs
+    create, misses = records.create, []
+
+    async def slow_create(job_id, record, ttl_s=None):
+        await asyncio.sleep(0.012)
+        return await create(job_id, record, ttl_s)
+
+    async def counting_get(job_id, get=records.get):
+        stored = await get(job_id)
+        misses.extend([job_id] if stored is None else [])
+        return stored
+
+    monkeypatch.setattr(records, "create", slow_create)
+    monkeypatch.setattr(records, "get", counting_get)
+    waiting = asyncio.create_task(fetch(client, "lp-early", count=5, wait_ms=5_000))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    job = await push(client, "lp-early")
+    got = await asyncio.wait_for(waiting, 6)
+    elapsed = time.monotonic() - started
+    assert [j["id"] for j in got] == [job["id"]]
+    assert job["id"] in misses  # the fetch did read before the record existed
+    assert elapsed < 1.5, f"answered after {elapsed:.2f} s"
