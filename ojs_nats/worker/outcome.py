@@ -118,12 +118,16 @@ def failure_body(exc: BaseException) -> dict[str, Any]:
     return body
 
 
-def shutdown_body(grace_period_s: float, started: bool) -> dict[str, Any]:
-    """The error sent with a job handed back by a worker that is shutting down."""
-    message = (
-        f"The worker shut down; the job was still running after the {grace_period_s:g} s grace "
-        "period and was handed back."
-        if started
-        else "The worker began shutting down before the job started; it was handed back."
-    )
+def shutdown_body(grace_period_s: float, started: bool, quiet: bool = False) -> dict[str, Any]:
+    """The error sent with a job handed back by a worker that is shutting down (or `quiet`:
+    told to take no new jobs)."""
+    if started:
+        message = (
+            f"The worker shut down; the job was still running after the {grace_period_s:g} s "
+            "grace period and was handed back."
+        )
+    elif quiet:
+        message = "The worker was told to take no new jobs before the job started; handed back."
+    else:
+        message = "The worker began shutting down before the job started; it was handed back."
     return {"code": "shutdown", "type": "ShutdownError", "message": message, "retryable": True}

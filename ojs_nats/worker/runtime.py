@@ -38,8 +38,8 @@ HAND_BACK_TIMEOUT_S = 5.0
 MAX_ERROR_PAUSE_S = 5.0
 #: Most jobs asked for in one FETCH (a worker with more free slots asks again at once).
 MAX_FETCH_COUNT = 100
-#: How long an idle worker's FETCH may wait on the server for a job (servers that allow it:
-#: ojs-nats gateways). Short enough that a stop waits little for a fetch in flight.
+#: How long a FETCH may wait on the server for a job (servers that allow it: ojs-nats
+#: gateways). Short enough that a stop waits little for a fetch in flight.
 FETCH_WAIT_MS = 2_000
 #: Name prefix of the threads that run sync handlers.
 THREAD_PREFIX = "ojs-job"
@@ -122,6 +122,9 @@ class Worker:
 
     def _terminating(self) -> bool:
         return self.state is WorkerState.TERMINATE
+
+    def _quiet(self) -> bool:
+        return self.state is WorkerState.QUIET
 
     def active_leases(self) -> dict[str, int | None]:
         return {e.job_id: e.visibility_ms for e in self._executions}
@@ -222,9 +225,10 @@ class Worker:
                 # the gateway far less than one per freed slot.
                 await self._wakeup.wait()
                 continue
-            # Only an idle worker waits on the server: one with jobs running must come back
-            # to fetch as slots free up.
-            wait_ms = self._fetch_wait_ms if not self._executions else 0
+            # Wait on the server for a job, busy or not: while the queue is empty, slots freed
+            # meanwhile have nothing to fetch, and once a job comes the answer brings it at
+            # once (a plain poll would leave it waiting up to `poll_interval`).
+            wait_ms = self._fetch_wait_ms
             try:
                 fetched = await self._transport.fetch(
                     settings.queues, free, self.worker_id, settings.visibility_timeout_ms, wait_ms
@@ -237,10 +241,13 @@ class Worker:
             pause_after_error = settings.poll_interval_s
             self._fetch_wait_ms = min(fetched.wait_max_ms, FETCH_WAIT_MS)
             jobs = fetched.jobs
-            if self._terminating():
-                # Claimed while the stop came in: give them straight back, unstarted.
+            if self._terminating() or self._quiet():
+                # Claimed while a stop or `quiet` came in (a long poll can be in flight for
+                # seconds): give them straight back, unstarted.
                 await asyncio.gather(*(self._hand_back(job, started=False) for job in jobs))
-                return
+                if self._terminating():
+                    return
+                continue
             for job in jobs:
                 self._launch(job)
             if not jobs and not wait_ms:
@@ -316,7 +323,9 @@ class Worker:
     async def _hand_back(self, job: dict[str, Any], started: bool) -> None:
         """NACK with `requeue: true`: the job is available again at once."""
         job_id = str(job["id"])
-        error = outcomes.shutdown_body(self.settings.grace_period_s, started)
+        error = outcomes.shutdown_body(
+            self.settings.grace_period_s, started, quiet=self._quiet()
+        )
         try:
             reply = await self._transport.fail(
                 job_id,

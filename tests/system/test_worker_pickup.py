@@ -55,3 +55,37 @@ async def test_a_long_poll_whose_worker_went_away_claims_nothing(gateway_factory
         assert job["state"] == "available"
         fetched = (await http.post("/ojs/v1/workers/fetch", json={"queues": ["gone"]})).json()
         assert [j["id"] for j in fetched["jobs"]] == [job["id"]]
+
+
+async def test_a_busy_worker_with_free_slots_starts_a_new_job_at_once(gateway_factory,
+                                                                       worker_factory):
+    """A worker running a long job, with slots free, long-polls too: a new job does not wait
+    for its next poll (5 s here)."""
+    gateway = gateway_factory()
+    worker_factory([gateway.url], ["pickup-busy"], target="tests.system.blocking_worker:worker",
+                   OJS_POLL_INTERVAL_S="5", OJS_CONCURRENCY="4")
+
+    async def push(seconds: float) -> str:
+        created = await http.post("/ojs/v1/jobs", json={
+            "type": "blocking.sleep", "args": [seconds], "options": {"queue": "pickup-busy"}})
+        assert created.status_code == 201, created.text
+        return str(created.json()["job"]["id"])
+
+    async def started(job_id: str) -> dict:
+        for _ in range(300):
+            job = (await http.get(f"/ojs/v1/jobs/{job_id}")).json()["job"]
+            if job["state"] in ("active", "completed"):
+                return job
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"job {job_id} never started: {job}")
+
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        await asyncio.sleep(1.5)  # past the first fetch, which tells it the gateway can wait
+        await started(await push(30))  # holds one slot for the whole test
+        delays = []
+        for n in range(4):
+            await asyncio.sleep(0.6 + 0.37 * n)
+            job = await started(await push(0))
+            delays.append(ids.parse_ts(job["started_at"]) - ids.parse_ts(job["enqueued_at"]))
+    # Polling every 5 s, a job would wait up to 5 s; all four under 300 ms by luck: ~0.01%.
+    assert max(delays) < 300, delays

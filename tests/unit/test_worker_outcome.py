@@ -47,3 +47,9 @@ def test_a_handed_back_job_says_why():
     assert started["retryable"] is True
     assert "2 s grace period" in started["message"]
     assert "before the job started" in outcome.shutdown_body(2, started=False)["message"]
+
+
+def test_a_job_handed_back_by_a_quiet_worker_says_so():
+    body = outcome.shutdown_body(2, started=False, quiet=True)
+    assert "take no new jobs" in body["message"]
+    assert body["retryable"] is True
