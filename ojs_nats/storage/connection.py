@@ -27,6 +27,10 @@ from nats.aio.subscription import Subscription
 from ojs_nats.errors import StorageUnavailableError
 from ojs_nats.storage import names
 
+#: Message headers: a mapping, or a header block already encoded (`NATS/1.0\r\n...\r\n\r\n`,
+#: see `header_block`) for writers that frame many messages alike.
+Headers = Mapping[str, str] | bytes | None
+
 log = logging.getLogger(__name__)
 
 #: JetStream's "no message found" (a subject with no stored message).
@@ -166,25 +170,19 @@ class Connection:
             log.debug("error while closing NATS", exc_info=True)
 
     # ------------------------------------------------------------ raw requests
-    async def request(
-        self, subject: str, payload: bytes = b"", headers: Mapping[str, str] | None = None
-    ) -> Msg:
+    async def request(self, subject: str, payload: bytes = b"", headers: Headers = None) -> Msg:
         """Send and wait for the answer (StorageUnavailableError after REQUEST_TIMEOUT_S)."""
         return await (await self._send(subject, payload, headers))
 
-    async def request_many(
-        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
-    ) -> list[Msg]:
+    async def request_many(self, messages: Sequence[tuple[str, bytes, Headers]]) -> list[Msg]:
         """Send several requests back to back and wait for all the answers together."""
         return list(await asyncio.gather(*await self._send_many(messages)))
 
-    async def _send(
-        self, subject: str, payload: bytes, headers: Mapping[str, str] | None
-    ) -> asyncio.Future[Msg]:
+    async def _send(self, subject: str, payload: bytes, headers: Headers) -> asyncio.Future[Msg]:
         return (await self._send_many([(subject, payload, headers)]))[0]
 
     async def _send_many(
-        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
+        self, messages: Sequence[tuple[str, bytes, Headers]]
     ) -> list[asyncio.Future[Msg]]:
         """Send requests in one write; one future per answer."""
         loop = asyncio.get_running_loop()
@@ -209,14 +207,14 @@ class Connection:
         self,
         subject: str,
         payload: bytes = b"",
-        headers: Mapping[str, str] | None = None,
+        headers: Headers = None,
         reply: str = "",
     ) -> None:
         """Fire-and-forget core publish (acks to JetStream, control broadcasts)."""
         await self.publish_many([(subject, payload, headers)], reply)
 
     async def publish_many(
-        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]], reply: str = ""
+        self, messages: Sequence[tuple[str, bytes, Headers]], reply: str = ""
     ) -> None:
         """Fire-and-forget publish of several messages, handed to the socket together."""
         try:
@@ -226,7 +224,7 @@ class Connection:
 
     async def _write(
         self,
-        messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]],
+        messages: Sequence[tuple[str, bytes, Headers]],
         replies: Sequence[str],
     ) -> None:
         """Queue protocol commands for `messages` on the client's outgoing buffer.
@@ -240,9 +238,7 @@ class Connection:
         client = self.client
         if not client.is_connected or client.is_draining_pubs:
             for (subject, payload, headers), reply in zip(messages, replies, strict=True):
-                await client.publish(
-                    subject, payload, reply=reply, headers=dict(headers) if headers else None
-                )
+                await client.publish(subject, payload, reply=reply, headers=_as_dict(headers))
             return
         limit = client.max_payload
         commands = []
@@ -264,9 +260,7 @@ class Connection:
         msg = await self.request(subject, orjson.dumps(body) if body is not None else b"")
         return _checked(orjson.loads(msg.data) if msg.data else {})
 
-    async def store(
-        self, subject: str, payload: bytes, headers: Mapping[str, str] | None = None
-    ) -> int:
+    async def store(self, subject: str, payload: bytes, headers: Headers = None) -> int:
         """Publish into a stream and wait for its ack; returns the stream sequence.
 
         Raises:
@@ -275,9 +269,7 @@ class Connection:
         """
         return stored_seq(await self.request(subject, payload, headers))
 
-    async def store_many(
-        self, messages: Sequence[tuple[str, bytes, Mapping[str, str] | None]]
-    ) -> list[int]:
+    async def store_many(self, messages: Sequence[tuple[str, bytes, Headers]]) -> list[int]:
         """`store` for several messages at once (pipelined, acks awaited together)."""
         return [stored_seq(msg) for msg in await self.request_many(messages)]
 
@@ -312,13 +304,12 @@ class Connection:
         return _as_msg(self.client, answer["message"])
 
 
-def _command(subject: str, reply: str, payload: bytes, headers: Mapping[str, str] | None) -> bytes:
+def _command(subject: str, reply: str, payload: bytes, headers: Headers) -> bytes:
     """A PUB/HPUB protocol command (https://docs.nats.io/reference/reference-protocols/nats-protocol)."""
     target = f"{subject} {reply}" if reply else subject
     if not headers:
         return b"PUB %s %d\r\n%s\r\n" % (target.encode(), len(payload), payload)
-    block = "".join([f"{key}: {value}\r\n" for key, value in headers.items()])
-    head = b"NATS/1.0\r\n" + block.encode() + b"\r\n"
+    head = headers if isinstance(headers, bytes) else header_block(headers)
     return b"HPUB %s %d %d\r\n%s%s\r\n" % (
         target.encode(),
         len(head),
@@ -326,6 +317,22 @@ def _command(subject: str, reply: str, payload: bytes, headers: Mapping[str, str
         head,
         payload,
     )
+
+
+def header_block(headers: Mapping[str, str], extra: str = "") -> bytes:
+    """Headers as the protocol writes them; `extra`: lines already formatted (`Key: value\r\n`)
+    to append. Keys and values come from `names`: no spaces or line breaks to escape."""
+    lines = "".join([f"{key}: {value}\r\n" for key, value in headers.items()])
+    return f"NATS/1.0\r\n{lines}{extra}\r\n".encode()
+
+
+def _as_dict(headers: Headers) -> dict[str, str] | None:
+    if not headers:
+        return None
+    if not isinstance(headers, bytes):
+        return dict(headers)
+    lines = headers.decode().split("\r\n")[1:]
+    return dict(line.split(": ", 1) for line in lines if line)
 
 
 def _parse_headers(raw: str | None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The NATS protocol commands the storage layer writes itself (storage/connection.py)."""
 
-from ojs_nats.storage.connection import _command
+from ojs_nats.storage.connection import _as_dict, _command, header_block
 
 
 def test_a_plain_publish_without_reply():
@@ -17,3 +17,16 @@ def test_an_empty_payload_with_headers():
     cmd = _command("s", "", b"", {"Nats-Incr": "+1"})
     head = b"NATS/1.0\r\nNats-Incr: +1\r\n\r\n"
     assert cmd == b"HPUB s %d %d\r\n%s\r\n" % (len(head), len(head), head)
+
+
+def test_a_header_block_written_ahead_is_sent_as_the_same_mapping_would_be():
+    headers = {"Nats-Expected-Last-Subject-Sequence": "0", "Nats-Batch-Id": "b1"}
+    block = header_block({"Nats-Expected-Last-Subject-Sequence": "0"}, "Nats-Batch-Id: b1\r\n")
+    assert _command("s", "r", b"x", block) == _command("s", "r", b"x", headers)
+
+
+def test_a_header_block_becomes_a_mapping_again_for_the_clients_own_publish():
+    block = header_block({"Nats-Batch-Id": "b1"}, "Nats-Batch-Sequence: 3\r\n")
+    assert _as_dict(block) == {"Nats-Batch-Id": "b1", "Nats-Batch-Sequence": "3"}
+    assert _as_dict({"a": "1"}) == {"a": "1"}
+    assert _as_dict(None) is None
