@@ -323,9 +323,7 @@ class Worker:
     async def _hand_back(self, job: dict[str, Any], started: bool) -> None:
         """NACK with `requeue: true`: the job is available again at once."""
         job_id = str(job["id"])
-        error = outcomes.shutdown_body(
-            self.settings.grace_period_s, started, quiet=self._quiet()
-        )
+        error = outcomes.shutdown_body(self.settings.grace_period_s, started, quiet=self._quiet())
         try:
             reply = await self._transport.fail(
                 job_id,
