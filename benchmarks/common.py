@@ -447,16 +447,27 @@ class Stack:
         concurrency: int,
         queues: list[str],
         env: dict[str, str] | None = None,
+        direct: bool = False,
     ) -> list[subprocess.Popen[bytes]]:
-        """`ojs-nats worker TARGET` processes (module relative to benchmarks/), not waited for."""
+        """`ojs-nats worker TARGET` processes (module relative to benchmarks/), not waited for.
+        `direct`: `--direct` workers, on the gateways' nats-server and namespace."""
         logdir = self.workdir or Path(tempfile.gettempdir())
+        if direct and not self.nats_url:
+            raise RuntimeError("direct workers need the nats-server URL (--nats-url)")
+        server_env = {
+            "NATS_URL": self.nats_url or "",
+            "OJS_NAMESPACE": self.namespace,
+            **self.extra_env,
+        }
         started = []
         for i in range(count):
             started.append(
                 spawn(
-                    [sys.executable, "-m", "ojs_nats.cli", "worker", target],
+                    [sys.executable, "-m", "ojs_nats.cli", "worker", target]
+                    + (["--direct"] if direct else []),
                     {
                         **os.environ,
+                        **(server_env if direct else {}),
                         "OJS_URL": ",".join(self.urls),
                         "OJS_QUEUES": ",".join(queues),
                         "OJS_CONCURRENCY": str(concurrency),

@@ -5,7 +5,8 @@ For each variant (jobs enqueued one by one, each awaited; then in bulk, /jobs/ba
 --batch jobs, each awaited) on a fresh nats-server and gateway(s):
   1. enqueue N = 20,000 no-op jobs from this process (the producer);
   2. start the RSS sampler (nats-server + gateways, then workers; producer excluded) and
-     --procs `ojs-nats worker noop_worker:worker` processes (--concurrency each); every job
+     --procs `ojs-nats worker noop_worker:worker` processes (--concurrency each; over HTTP,
+     then, on a fresh stack again, `--direct`: --transports); every job
      does one round trip to this process's completion counter (as the peers' INCR);
   3. poll the counter every 20 ms until N.
 Reports enqueue jobs/s, processing jobs/s = N / (last completion - first completion),
@@ -14,7 +15,8 @@ peak RSS (sampled every 50 ms), then the peers' figures measured earlier on this
 then one JSON line. The raw JetStream ceiling is measured on the first run's nats-server.
 
     .venv/bin/python benchmarks/end_to_end.py [--n 20000] [--procs 2] [--concurrency 50]
-        [--variants single,bulk] [--reps 1] [--gateways 1] [--gateway-workers N] [--quick]
+        [--variants single,bulk] [--transports http,direct] [--reps 1] [--gateways 1]
+        [--gateway-workers N] [--quick]
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ async def enqueue(
     }
 
 
-async def one_run(args: Any, variant: str, want_ceiling: bool) -> tuple[dict[str, Any], Any]:
+async def one_run(
+    args: Any, variant: str, transport: str, want_ceiling: bool
+) -> tuple[dict[str, Any], Any]:
     n = args.n or (1_000 if args.quick else 20_000)
     with common.stack_from(args) as stack:
         ceiling = await common.measure_ceiling(stack, args) if want_ceiling else None
@@ -104,6 +108,7 @@ async def one_run(args: Any, variant: str, want_ceiling: bool) -> tuple[dict[str
                 args.concurrency,
                 [QUEUE],
                 env={"BENCH_COUNTER_PORT": str(counter.port)},
+                direct=transport == "direct",
             )
             sampler.add(*(w.pid for w in started))
             t_first, t_last, complete = await counter.wait_for(enqueued, 60 if args.quick else 600)
@@ -124,7 +129,8 @@ async def one_run(args: Any, variant: str, want_ceiling: bool) -> tuple[dict[str
     process_s = max(t_last - t_first, 1e-9)
     result = {
         "variant": variant,
-        "label": f"{label}, {args.procs} proc x c={args.concurrency}",
+        "transport": transport,
+        "label": f"{label}, {args.procs} proc x c={args.concurrency}, {transport} workers",
         "n": enqueued,
         "enqueue_s": round(t1 - t0, 3),
         "enqueue_jobs_per_s": common.rate(enqueued, t1 - t0),
@@ -192,27 +198,39 @@ def k(value: float | None) -> str:
     return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
 
+def transports(args: Any) -> list[str]:
+    return [t for t in args.transports.split(",") if t]
+
+
 def table(runs: list[dict[str, Any]]) -> None:
-    def median(variant: str, key: str) -> float | None:
-        values = [r[key] for r in runs if r["variant"] == variant and r[key] is not None]
+    def median(variant: str, transport: str, key: str) -> float | None:
+        values = [
+            r[key]
+            for r in runs
+            if r["variant"] == variant and r["transport"] == transport and r[key] is not None
+        ]
         return statistics.median(values) if values else None
 
-    procs = [median(v, "process_jobs_per_s") for v in ("single", "bulk")]
-    rss = [r["peak_rss_mib"] for r in runs if r["peak_rss_mib"]]
-    ours = (
-        "ojs-nats (this run)",
-        k(median("single", "enqueue_jobs_per_s")),
-        k(median("bulk", "enqueue_jobs_per_s")),
-        " / ".join(k(p) for p in procs if p is not None),
-        f"{max(rss):.0f} MiB" if rss else "n/a",
-    )
+    ours = []
+    for transport in dict.fromkeys(r["transport"] for r in runs):
+        procs = [median(v, transport, "process_jobs_per_s") for v in ("single", "bulk")]
+        rss = [r["peak_rss_mib"] for r in runs if r["peak_rss_mib"] and r["transport"] == transport]
+        ours.append(
+            (
+                f"ojs-nats, {transport} workers (this run)",
+                k(median("single", transport, "enqueue_jobs_per_s")),
+                k(median("bulk", transport, "enqueue_jobs_per_s")),
+                " / ".join(k(p) for p in procs if p is not None),
+                f"{max(rss):.0f} MiB" if rss else "n/a",
+            )
+        )
     common.say("")
     common.say(
         "S4 beside the peers (peers: ../shared/bench/README.md, measured EARLIER on this kind"
     )
     common.say("of machine, medians of 3 runs, not in this run; noise between runs is 15-30%):")
     head = ("system", "enqueue 1x1", "bulk", "processing", "peak RSS")
-    lines = [ours] + [(name, k(a), k(b), k(c), f"{m} MiB") for name, a, b, c, m in PEERS]
+    lines = ours + [(name, k(a), k(b), k(c), f"{m} MiB") for name, a, b, c, m in PEERS]
     widths = [max(len(str(row[i])) for row in [head, *lines]) for i in range(5)]
     for row in [head, *lines]:
         common.say(
@@ -236,12 +254,13 @@ async def measure(args: Any) -> dict[str, Any]:
     runs, ceiling = [], None
     for rep in range(args.reps):
         for variant in variants:
-            result, measured = await one_run(
-                args, variant, want_ceiling=ceiling is None and rep == 0
-            )
-            ceiling = ceiling or measured
-            result["rep"] = rep
-            runs.append(result)
+            for transport in transports(args):
+                result, measured = await one_run(
+                    args, variant, transport, want_ceiling=ceiling is None and rep == 0
+                )
+                ceiling = ceiling or measured
+                result["rep"] = rep
+                runs.append(result)
     for result in runs:
         add_ratios(result, ceiling)
     table(runs)
@@ -275,9 +294,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="jobs per /jobs/batch request")
     ap.add_argument("--variants", default="single,bulk")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument(
+        "--transports",
+        default="http,direct",
+        help="worker transports, each run in turn: http (via the gateway) and/or direct "
+        "(`ojs-nats worker --direct`: JetStream through the service layer)",
+    )
     args = ap.parse_args()
     if set(args.variants.split(",")) - {"single", "bulk"}:
         ap.error("--variants: single and/or bulk")
+    if not transports(args) or set(transports(args)) - {"http", "direct"}:
+        ap.error("--transports: http and/or direct")
     common.emit(common.run(measure(args)))
 
 

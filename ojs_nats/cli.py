@@ -140,7 +140,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             poll_interval_s=args.poll_interval,
             visibility_timeout_ms=args.visibility_timeout_ms,
         )
-    except (ImportError, AttributeError, ValueError, WorkerSettingsError) as exc:
+        if args.direct:
+            # Imported here: an HTTP worker needs none of the server's code.
+            from ojs_nats.direct import DirectTransport
+
+            worker.use_transport(DirectTransport(Settings.from_env()))
+    except (ImportError, AttributeError, ValueError, WorkerSettingsError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
@@ -211,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS")
     worker.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS")
     worker.add_argument("--visibility-timeout-ms", type=int, default=None, metavar="MS")
+    worker.add_argument(
+        "--direct",
+        action="store_true",
+        help="talk to JetStream (NATS_URL) through the gateway's service layer instead of HTTP; "
+        "needs the gateways' OJS_* settings and at least one running gateway (timers)",
+    )
     worker.set_defaults(func=cmd_worker)
     return parser
 

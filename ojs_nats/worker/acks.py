@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ojs_nats.worker.transport import Reply, Transport, TransportError
+from ojs_nats.worker.transport import Reply, TransportError, WorkerTransport
 
-BATCH_PATH = "/ojs/v1/workers/ack/batch"
 #: Most ACKs per request (the gateway's limit is 1,000).
 MAX_BATCH = 500
 #: What a per-item error code would have been as an HTTP status on a single ACK.
@@ -24,7 +23,7 @@ _Pending = tuple[str, Any, float, "asyncio.Future[Reply]"]
 
 
 class AckBatcher:
-    def __init__(self, transport: Transport, worker_id: str) -> None:
+    def __init__(self, transport: WorkerTransport, worker_id: str) -> None:
         self._transport = transport
         self._worker_id = worker_id
         self._pending: list[_Pending] = []
@@ -58,9 +57,7 @@ class AckBatcher:
             acks.append(item)
         deadline = min(d for _, _, d, _ in batch)
         try:
-            reply = await self._transport.call(
-                "POST", BATCH_PATH, {"worker_id": self._worker_id, "acks": acks}, deadline
-            )
+            reply = await self._transport.ack_batch(self._worker_id, acks, deadline)
         except TransportError as exc:
             for *_, future in batch:
                 if not future.done():

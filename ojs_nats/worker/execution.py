@@ -20,7 +20,7 @@ from ojs_nats.worker.acks import AckBatcher
 from ojs_nats.worker.context import JobContext
 from ojs_nats.worker.middleware import Chain
 from ojs_nats.worker.registry import Registry
-from ojs_nats.worker.transport import Reply, Transport, TransportError
+from ojs_nats.worker.transport import Reply, TransportError, WorkerTransport
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Runner:
     registry: Registry
     chain: Chain
     pool: Executor
-    transport: Transport
+    transport: WorkerTransport
     worker_id: str
     report_timeout_s: float
     #: ACKs go through a batcher (one request for many jobs when the server allows it).

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ojs_nats.model import ids
 from ojs_nats.worker.lifecycle import WorkerState
 from ojs_nats.worker.settings import WorkerSettings
-from ojs_nats.worker.transport import Transport, TransportError
+from ojs_nats.worker.transport import TransportError, WorkerTransport
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def interval_s(default_s: float, visibilities_ms: Iterable[int | None]) -> float
 
 
 class Heartbeat:
-    def __init__(self, runtime: Beating, transport: Transport, settings: WorkerSettings) -> None:
+    def __init__(
+        self, runtime: Beating, transport: WorkerTransport, settings: WorkerSettings
+    ) -> None:
         self._runtime = runtime
         self._transport = transport
         self._settings = settings

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ojs_nats.worker.context import ProgressReport
-from ojs_nats.worker.transport import Transport, TransportError
+from ojs_nats.worker.transport import TransportError, WorkerTransport
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,9 @@ MIN_INTERVAL_S = 1.0
 
 
 class ProgressReporter:
-    def __init__(self, transport: Transport, worker_id: str, interval_s: float = MIN_INTERVAL_S):
+    def __init__(
+        self, transport: WorkerTransport, worker_id: str, interval_s: float = MIN_INTERVAL_S
+    ):
         self._transport = transport
         self._worker_id = worker_id
         self._interval_s = interval_s

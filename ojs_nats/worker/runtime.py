@@ -27,7 +27,7 @@ from ojs_nats.worker.progress import ProgressReporter
 from ojs_nats.worker.registry import Registry
 from ojs_nats.worker.settings import WorkerSettings
 from ojs_nats.worker.shutdown import Signals
-from ojs_nats.worker.transport import Transport, TransportError
+from ojs_nats.worker.transport import Transport, TransportError, WorkerTransport
 
 log = logging.getLogger("ojs_nats.worker")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +56,13 @@ class Worker:
             return {"sent_to": ctx.args[0]}
     """
 
-    def __init__(self, settings: WorkerSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings | None = None,
+        transport: WorkerTransport | None = None,
+        **overrides: Any,
+    ) -> None:
+        """`transport`: how to reach the server; HTTP to `settings.urls` by default."""
         base = settings or WorkerSettings.from_env()
         self.settings = base.replace(**overrides) if overrides else base
         self.registry = Registry()
@@ -65,6 +71,7 @@ class Worker:
         self.state = WorkerState.RUNNING
         self._executions: set[Execution] = set()
         self._started = False
+        self._given_transport = transport
         #: What the next idle FETCH asks the server to wait (0 until it said it can).
         self._fetch_wait_ms = 0
 
@@ -89,6 +96,13 @@ class Worker:
         if self._started:
             raise RuntimeError("settings cannot change while the worker runs")
         self.settings = self.settings.replace(**changes)
+
+    def use_transport(self, transport: WorkerTransport) -> None:
+        """Reach the server through `transport` instead of HTTP (e.g. `ojs-nats worker
+        --direct`, which talks to JetStream through the gateway's service layer)."""
+        if self._started:
+            raise RuntimeError("the transport cannot change while the worker runs")
+        self._given_transport = transport
 
     # ------------------------------------------------------------ control
     def stop(self) -> None:
@@ -165,7 +179,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._stop_at = 0.0
-        self._transport = Transport(
+        self._transport: WorkerTransport = self._given_transport or Transport(
             settings.urls, settings.request_timeout_s, max_connections=settings.concurrency + 8
         )
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix=THREAD_PREFIX)
@@ -185,12 +199,12 @@ class Worker:
         await self._heartbeat.register()
         settings = self.settings
         log.info(
-            "worker %s started: queues %s, concurrency %d, handlers %s, gateways %s",
+            "worker %s started: queues %s, concurrency %d, handlers %s, via %s",
             self.worker_id,
             ",".join(settings.queues),
             settings.concurrency,
             ",".join(self.registry.types()) or "(none)",
-            ",".join(settings.urls),
+            self._transport.describe(),
         )
         beating = asyncio.create_task(self._heartbeat.run(), name="heartbeat")
         fetching = asyncio.create_task(self._fetch_loop(), name="fetch-loop")

@@ -1,4 +1,8 @@
-"""HTTP transport to any OJS gateway: the worker operations FETCH, ACK, FAIL, BEAT, PROGRESS.
+"""How a worker reaches the server: the `WorkerTransport` operations, and `Transport`, their
+HTTP implementation for any OJS gateway.
+
+`WorkerTransport` is what the runtime depends on; `ojs_nats.direct.DirectTransport` implements it
+over JetStream through the gateway's own service layer (no HTTP hop), for ojs-nats deployments.
 
 A request that gets no answer (refused, reset, timeout, 502/503/504) moves on to the next
 gateway URL. FETCH and BEAT try each gateway once; ACK and FAIL retry until their deadline, since
@@ -14,7 +18,7 @@ import dataclasses
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -22,6 +26,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({502, 503, 504})
+#: The batch ACK extension of ojs-nats gateways (see `acks.py`).
+ACK_BATCH_PATH = "/ojs/v1/workers/ack/batch"
 #: ojs-nats gateways name in every FETCH answer the longest wait a fetch may ask for.
 FETCH_WAIT_HEADER = "OJS-Fetch-Wait-Max-Ms"
 _HEADERS = {"content-type": "application/openjobspec+json", "accept": "application/json"}
@@ -71,7 +77,48 @@ class Reply:
         return f"HTTP {self.status}"
 
 
+class WorkerTransport(Protocol):
+    """The server operations a worker uses. Answers come as the HTTP binding shapes them
+    (`Reply`: status and JSON body), whatever the transport; `TransportError` means no answer."""
+
+    async def fetch(
+        self,
+        queues: tuple[str, ...],
+        count: int,
+        worker_id: str,
+        visibility_ms: int | None,
+        wait_ms: int = 0,
+    ) -> Fetched: ...
+
+    async def ack(self, job_id: str, worker_id: str, result: Any, deadline: float) -> Reply: ...
+
+    async def ack_batch(
+        self, worker_id: str, acks: list[dict[str, Any]], deadline: float
+    ) -> Reply: ...
+
+    async def fail(
+        self,
+        job_id: str,
+        worker_id: str,
+        error: dict[str, Any],
+        deadline: float,
+        requeue: bool = False,
+    ) -> Reply: ...
+
+    async def beat(self, body: dict[str, Any], deadline: float | None = None) -> Reply: ...
+
+    async def progress(self, job_id: str, body: dict[str, Any]) -> Reply: ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """Where the operations go, for the start-up log line."""
+        ...
+
+
 class Transport:
+    """`WorkerTransport` over HTTP, with fail-over between gateway URLs."""
+
     def __init__(
         self,
         urls: tuple[str, ...],
@@ -100,6 +147,9 @@ class Transport:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+    def describe(self) -> str:
+        return "gateways " + ",".join(self._urls)
 
     # ------------------------------------------------------------ operations
     async def fetch(
@@ -131,6 +181,13 @@ class Transport:
         if result is not None:
             body["result"] = result
         return await self.call("POST", "/ojs/v1/workers/ack", body, deadline)
+
+    async def ack_batch(self, worker_id: str, acks: list[dict[str, Any]], deadline: float) -> Reply:
+        """Extension: `acks` items are `{"job_id", "result"?}`; the answer lists each outcome
+        (`results`). A server without the extension answers 404 or 405."""
+        return await self.call(
+            "POST", ACK_BATCH_PATH, {"worker_id": worker_id, "acks": acks}, deadline
+        )
 
     async def fail(
         self,

@@ -14,8 +14,9 @@ class RecordingTransport:
         self.batches = []
         self.singles = []
 
-    async def call(self, method, path, body, deadline):
+    async def ack_batch(self, worker_id, acks, deadline):
         await asyncio.sleep(0.01)
+        body = {"acks": acks}
         self.batches.append([a["job_id"] for a in body["acks"]])
         if self.batch_status != 200:
             return Reply(self.batch_status, {"error": {"code": "not_found"}}, 1)
