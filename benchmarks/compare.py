@@ -99,6 +99,8 @@ def _flatten(value: Any, path: str = "") -> dict[str, float]:
             label = str(index)
             if isinstance(item, dict):
                 label = str(item.get("variant") or item.get("concurrency") or index)
+                if item.get("transport"):
+                    label += "/" + str(item["transport"])
             found.update(_flatten(item, f"{path}[{label}]"))
     return found
 
