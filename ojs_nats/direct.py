@@ -32,14 +32,10 @@ from ojs_nats.model import progress as progress_model
 from ojs_nats.service import ack, beat, fail, fetch, progress
 from ojs_nats.service.context import Context
 from ojs_nats.storage import Storage
-from ojs_nats.worker.transport import Fetched, Reply, TransportError
+from ojs_nats.worker.transport import RETRY_STATUSES, Backoff, Fetched, Reply, TransportError
 
 log = logging.getLogger(__name__)
 
-#: Statuses that mean "JetStream did not answer": retried until the deadline.
-_RETRY_STATUSES = frozenset({502, 503, 504})
-_FIRST_BACKOFF_S = 0.05
-_MAX_BACKOFF_S = 1.0
 #: How long an operation without a deadline (FETCH, BEAT) waits for the first connection.
 CONNECT_WAIT_S = 5.0
 
@@ -57,9 +53,8 @@ class DirectTransport:
         self._opening: asyncio.Task[Context] | None = None
 
     def describe(self) -> str:
-        return f"JetStream directly ({','.join(self._settings.nats_urls)}, namespace " + (
-            f"{self._settings.namespace})"
-        )
+        urls = ",".join(self._settings.nats_urls)
+        return f"JetStream directly ({urls}, namespace {self._settings.namespace})"
 
     async def close(self) -> None:
         if self._opening is not None and not self._opening.done():
@@ -126,18 +121,10 @@ class DirectTransport:
 
         async def settle(ctx: Context) -> dict[str, Any]:
             outcomes = await ack.ack_many(ctx, pairs, worker_id)
-            results: list[dict[str, Any]] = []
-            for (job_id, _), outcome in zip(pairs, outcomes, strict=True):
-                if isinstance(outcome, OjsError):
-                    if outcome.status in _RETRY_STATUSES:
-                        raise outcome  # JetStream unavailable: the batch is tried again
-                    body = outcome.to_body(_request_id())
-                    results.append({"job_id": job_id, "acknowledged": False, "error": body})
-                else:
-                    results.append(
-                        {"job_id": job_id, "acknowledged": True, "state": outcome["state"]}
-                    )
-            return {"results": results}
+            for outcome in outcomes:
+                if isinstance(outcome, OjsError) and outcome.status in RETRY_STATUSES:
+                    raise outcome  # JetStream unavailable: the batch is tried again
+            return ack.batch_answer(pairs, outcomes, _request_id())
 
         return await self._run(settle, deadline)
 
@@ -184,14 +171,14 @@ class DirectTransport:
             TransportError: no answer in time.
         """
         tries = 0
-        backoff = _FIRST_BACKOFF_S
+        backoff = Backoff()
         while True:
             tries += 1
             try:
                 ctx = await self._context(deadline)
                 return Reply(200, await operation(ctx), tries)
             except OjsError as exc:
-                if exc.status not in _RETRY_STATUSES:
+                if exc.status not in RETRY_STATUSES:
                     return Reply(exc.status, {"error": exc.to_body(_request_id())}, tries)
                 problem = f"{exc.code}: {exc.message}"
             except TransportError as exc:
@@ -201,11 +188,9 @@ class DirectTransport:
                 log.exception("worker operation failed unexpectedly (job %s)", job_id or "-")
                 error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
                 return Reply(500, {"error": error}, tries)
-            if deadline is None or time.monotonic() + backoff > deadline:
+            if deadline is None:
                 raise TransportError(f"gave up after {tries} tries; last: {problem}")
-            log.debug("retrying a worker operation (job %s): %s", job_id or "-", problem)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            await backoff.pause(deadline, tries, problem)
 
 
 def _request_id() -> str:

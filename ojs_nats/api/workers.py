@@ -50,24 +50,7 @@ async def ack_batch_route(request: Request) -> Response:
         raise InvalidRequestError("Each ack must be an object with a 'job_id'.", field="acks")
     acks = [(_job_id(item), item.get("result")) for item in items]
     outcomes = await ack.ack_many(context(request), acks, _worker_id(body))
-    request_id = errors.request_id(request)
-    results: list[dict[str, Any]] = []
-    for (job_id, _), outcome in zip(acks, outcomes, strict=True):
-        if isinstance(outcome, dict):
-            results.append(
-                {
-                    "job_id": job_id,
-                    "acknowledged": True,
-                    "state": outcome["state"],
-                    "completed_at": outcome.get("completed_at"),
-                }
-            )
-        else:
-            results.append(
-                {"job_id": job_id, "acknowledged": False, "error": outcome.to_body(request_id)}
-            )
-    done = sum(1 for r in results if r["acknowledged"])
-    return ojs_response({"results": results, "acknowledged": done, "failed": len(results) - done})
+    return ojs_response(ack.batch_answer(acks, outcomes, errors.request_id(request)))
 
 
 @router.post("/nack")

@@ -30,3 +30,27 @@ async def ack_many(
             return exc
 
     return list(await asyncio.gather(*(one(job_id, result) for job_id, result in acks)))
+
+
+def batch_answer(
+    acks: list[tuple[str, Any]], outcomes: list[dict[str, Any] | OjsError], request_id: str
+) -> dict[str, Any]:
+    """The batch ACK extension's answer: each outcome in order, failures in the OJS error
+    shape, and how many were acknowledged."""
+    results: list[dict[str, Any]] = []
+    for (job_id, _), outcome in zip(acks, outcomes, strict=True):
+        if isinstance(outcome, dict):
+            results.append(
+                {
+                    "job_id": job_id,
+                    "acknowledged": True,
+                    "state": outcome["state"],
+                    "completed_at": outcome.get("completed_at"),
+                }
+            )
+        else:
+            results.append(
+                {"job_id": job_id, "acknowledged": False, "error": outcome.to_body(request_id)}
+            )
+    done = sum(1 for r in results if r["acknowledged"])
+    return {"results": results, "acknowledged": done, "failed": len(results) - done}

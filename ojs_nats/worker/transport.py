@@ -25,7 +25,8 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-_RETRY_STATUSES = frozenset({502, 503, 504})
+#: Answers that mean "no usable answer": the request is tried again (elsewhere, or later).
+RETRY_STATUSES = frozenset({502, 503, 504})
 #: The batch ACK extension of ojs-nats gateways (see `acks.py`).
 ACK_BATCH_PATH = "/ojs/v1/workers/ack/batch"
 #: ojs-nats gateways name in every FETCH answer the longest wait a fetch may ask for.
@@ -75,6 +76,25 @@ class Reply:
         if isinstance(error, dict):
             return f"{error.get('code')}: {error.get('message')}"
         return f"HTTP {self.status}"
+
+
+class Backoff:
+    """Pauses between tries of one request, doubling up to a cap, within its deadline."""
+
+    def __init__(self) -> None:
+        self._pause_s = _FIRST_BACKOFF_S
+
+    async def pause(self, deadline: float, tries: int, problem: str) -> None:
+        """Sleep before the next try.
+
+        Raises:
+            TransportError: the pause would end past `deadline` (monotonic).
+        """
+        if time.monotonic() + self._pause_s > deadline:
+            raise TransportError(f"gave up after {tries} tries; last: {problem}")
+        log.debug("retrying: %s", problem)
+        await asyncio.sleep(self._pause_s)
+        self._pause_s = min(self._pause_s * 2, _MAX_BACKOFF_S)
 
 
 class WorkerTransport(Protocol):
@@ -222,7 +242,7 @@ class Transport:
         """
         content = orjson.dumps(body)
         tries = 0
-        backoff = _FIRST_BACKOFF_S
+        backoff = Backoff()
         problem = "no gateway tried"
         while True:
             url = self._urls[self._current] + path
@@ -234,7 +254,7 @@ class Transport:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = f"{url}: {type(exc).__name__} {exc}".strip()
             else:
-                if status not in _RETRY_STATUSES:
+                if status not in RETRY_STATUSES:
                     return Reply(
                         status, _json(raw), tries, int(wait_max) if wait_max.isdigit() else 0
                     )
@@ -244,11 +264,7 @@ class Transport:
                 if tries >= len(self._urls):
                     raise TransportError(problem)
                 continue
-            if time.monotonic() + backoff > deadline:
-                raise TransportError(f"gave up after {tries} tries; last: {problem}")
-            log.debug("retrying %s %s: %s", method, path, problem)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            await backoff.pause(deadline, tries, problem)
 
     def _rotate(self) -> None:
         self._current = (self._current + 1) % len(self._urls)
