@@ -76,7 +76,19 @@ def container(workload: manifests.Doc, name: str) -> dict[str, Any]:
 
 
 def env_of(container_: dict[str, Any]) -> dict[str, str]:
+    """The container's literal `env` entries only."""
     return {e["name"]: e["value"] for e in container_.get("env", []) if "value" in e}
+
+
+def pod_env(docs: list[manifests.Doc], container_: dict[str, Any]) -> dict[str, str]:
+    """The environment the container starts with, as the kubelet builds it: the data of each
+    `envFrom` ConfigMap (found among `docs`, which must hold it), then `env` over them."""
+    env: dict[str, str] = {}
+    for source in container_.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, f"unexpected envFrom source {source}"
+        assert not source["configMapRef"].get("optional")
+        env |= one(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    return env | env_of(container_)
 
 
 def nats_conf(docs: list[manifests.Doc]) -> str:

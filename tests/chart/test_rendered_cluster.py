@@ -114,7 +114,8 @@ class Gateway:
         deployment = helm.one(rendered, "Deployment", GATEWAY)
         self.pod = deployment["spec"]["template"]["spec"]
         self.container = helm.container(deployment, "gateway")
-        self.env = helm.env_of(self.container)
+        # The env entries and the server-settings ConfigMap, as the kubelet merges them.
+        self.env = helm.pod_env(rendered, self.container)
         service = urlsplit(self.env["NATS_URL"])
         # NATS_URL names the client Service; locally the Service is its three pods.
         assert service.hostname == f"{NATS}.{helm.NAMESPACE}.svc.cluster.local"

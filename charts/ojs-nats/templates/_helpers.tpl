@@ -105,7 +105,7 @@ helm.sh/chart: {{ include "ojs-nats.chart" .ctx }}
 {{- end }}
 
 {{/*
-NATS_URL of the gateway: explicit, or the chart's client Service. One Service URL is enough:
+NATS_URL of the gateway and direct workers: explicit, or the chart's client Service. One Service URL is enough:
 the client learns the other nodes from the server (connect_urls) and reconnects to them.
 */}}
 {{- define "ojs-nats.natsUrl" -}}
@@ -139,43 +139,46 @@ OJS_DRAIN_TIMEOUT_S for in-flight requests, then 10 s to stop the timer runner a
 {{- add (int .Values.gateway.preStopSleepSeconds) (int .Values.gateway.config.shutdownDelayS) (int .Values.gateway.config.drainTimeoutS) 10 }}
 {{- end }}
 
+{{- define "ojs-nats.serverSettings.name" -}}
+{{- printf "%s-server-settings" (include "ojs-nats.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/*
-The gateway's environment: exactly the variables of README.md ("Environment variables"), in
-that order, each from gateway.config. OJS_NATS_SERVER_BIN is left out: it only matters to
-`ojs-nats dev` and the tests, which start their own nats-server.
+The server settings: the variables of README.md ("Environment variables") that the service and
+storage layers read, so gateways and direct workers (`ojs-nats worker --direct`) must agree on
+them. Rendered as the data of the server-settings ConfigMap, which both take with envFrom: a
+worker with another OJS_NAMESPACE or OJS_REPLICAS would use other streams or re-provision them.
+*/}}
+{{- define "ojs-nats.serverSettings" -}}
+{{- $c := .Values.gateway.config -}}
+NATS_URL: {{ include "ojs-nats.natsUrl" . | quote }}
+OJS_NAMESPACE: {{ $c.namespace | quote }}
+OJS_REPLICAS: {{ include "ojs-nats.streamReplicas" . | quote }}
+OJS_MAX_BODY_BYTES: {{ int64 $c.maxBodyBytes | quote }}
+OJS_DEFAULT_VISIBILITY_TIMEOUT_MS: {{ int64 $c.defaultVisibilityTimeoutMs | quote }}
+OJS_DEFAULT_HEARTBEAT_TIMEOUT_MS: {{ int64 $c.defaultHeartbeatTimeoutMs | quote }}
+OJS_DEFAULT_TIMEOUT_MS: {{ int64 $c.defaultTimeoutMs | quote }}
+OJS_WORKER_HEARTBEAT_TIMEOUT_MS: {{ int64 $c.workerHeartbeatTimeoutMs | quote }}
+OJS_FINISHED_RETENTION_S: {{ int64 $c.finishedRetentionS | quote }}
+OJS_DEAD_LETTER_RETENTION_S: {{ int64 $c.deadLetterRetentionS | quote }}
+OJS_DEAD_LETTER_MAX_COUNT: {{ int64 $c.deadLetterMaxCount | quote }}
+OJS_EVENTS_MAX_AGE_S: {{ int64 $c.eventsMaxAgeS | quote }}
+OJS_EVENTS_MAX_COUNT: {{ int64 $c.eventsMaxCount | quote }}
+OJS_SERVICE_NAME: {{ $c.serviceName | quote }}
+{{- end }}
+
+{{/*
+The gateway's own variables, beside the server settings it takes from the ConfigMap: together
+exactly the variables of README.md ("Environment variables"), each from gateway.config.
+OJS_NATS_SERVER_BIN is left out: it only matters to `ojs-nats dev` and the tests, which start
+their own nats-server.
 */}}
 {{- define "ojs-nats.gateway.env" -}}
 {{- $c := .Values.gateway.config -}}
-- name: NATS_URL
-  value: {{ include "ojs-nats.natsUrl" . | quote }}
 - name: OJS_HOST
   value: {{ $c.host | quote }}
 - name: OJS_PORT
   value: {{ int $c.port | quote }}
-- name: OJS_NAMESPACE
-  value: {{ $c.namespace | quote }}
-- name: OJS_REPLICAS
-  value: {{ include "ojs-nats.streamReplicas" . | quote }}
-- name: OJS_MAX_BODY_BYTES
-  value: {{ int64 $c.maxBodyBytes | quote }}
-- name: OJS_DEFAULT_VISIBILITY_TIMEOUT_MS
-  value: {{ int64 $c.defaultVisibilityTimeoutMs | quote }}
-- name: OJS_DEFAULT_HEARTBEAT_TIMEOUT_MS
-  value: {{ int64 $c.defaultHeartbeatTimeoutMs | quote }}
-- name: OJS_DEFAULT_TIMEOUT_MS
-  value: {{ int64 $c.defaultTimeoutMs | quote }}
-- name: OJS_WORKER_HEARTBEAT_TIMEOUT_MS
-  value: {{ int64 $c.workerHeartbeatTimeoutMs | quote }}
-- name: OJS_FINISHED_RETENTION_S
-  value: {{ int64 $c.finishedRetentionS | quote }}
-- name: OJS_DEAD_LETTER_RETENTION_S
-  value: {{ int64 $c.deadLetterRetentionS | quote }}
-- name: OJS_DEAD_LETTER_MAX_COUNT
-  value: {{ int64 $c.deadLetterMaxCount | quote }}
-- name: OJS_EVENTS_MAX_AGE_S
-  value: {{ int64 $c.eventsMaxAgeS | quote }}
-- name: OJS_EVENTS_MAX_COUNT
-  value: {{ int64 $c.eventsMaxCount | quote }}
 - name: OJS_ENABLE_TEST_RESET
   value: {{ ternary "1" "0" $c.enableTestReset | quote }}
 - name: OJS_DRAIN_TIMEOUT_S
@@ -186,8 +189,6 @@ that order, each from gateway.config. OJS_NATS_SERVER_BIN is left out: it only m
   value: {{ int $c.workers | quote }}
 - name: OJS_LOG_LEVEL
   value: {{ $c.logLevel | quote }}
-- name: OJS_SERVICE_NAME
-  value: {{ $c.serviceName | quote }}
 {{- end }}
 
 {{/* Anti-affinity on the node for pods with the given selector labels. */}}
