@@ -21,13 +21,14 @@ def _csv(request: Request, name: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _after(request: Request) -> int | str:
+def _after(request: Request) -> events.Position | str:
     name = "after" if request.query_params.get("after") else "cursor"
     raw = request.query_params.get(name) or "0"
-    if raw.isdigit():
-        return int(raw)
     if events.is_event_id(raw):
         return raw
+    position = events.parse_cursor(raw)
+    if position is not None:
+        return position
     raise InvalidRequestError(
         f"The '{name}' parameter must be an event id (evt_<UUIDv7>) or a cursor from a"
         " previous page.",

@@ -1,7 +1,8 @@
 """The writes of a batch enqueue as atomic batches (storage/atomic.py): records in ONE batch with
 create-only expectations (every job exists afterwards, or none; no job is overwritten), ready
-entries and events in batches of up to 1,000 for speed (one round trip each, not one per job;
-under `ATOMIC_WORTH_FROM` messages they are pipelined instead, which costs the server less).
+entries and events (packed several per message) in batches of up to 1,000 for speed (one round
+trip each, not one per job; under `ATOMIC_WORTH_FROM` messages they are pipelined instead, which
+costs the server less).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 from ojs_nats.storage import names as n
 from ojs_nats.storage.atomic import ATOMIC_WORTH_FROM, MAX_ATOMIC, Message, publish_atomic
 from ojs_nats.storage.connection import Connection
+from ojs_nats.storage.events import pack
 
 #: Atomic batches one process keeps open at once (JetStream allows 50 per stream).
 MAX_OPEN_BATCHES = 16
@@ -63,12 +65,16 @@ class BulkWriter:
         return await self._publish(messages)
 
     async def events(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Append (queue, event) pairs to the event log."""
-        messages = [
-            Message(self._names.event_subject(queue, event["type"]), orjson.dumps(event))
-            for queue, event in events
-        ]
-        await self._chunked(messages)
+        """Append (queue, event) pairs to the event log (several per message: `events.pack`)."""
+        packed = pack(
+            (
+                self._names.event_subject(queue, e["type"]),
+                str(e.get("subject", "")),
+                orjson.dumps(e),
+            )
+            for queue, e in events
+        )
+        await self._chunked([Message(subject, data) for subject, data in packed])
 
     async def _chunked(self, messages: Sequence[Message], batched: bool = False) -> list[int]:
         """Store `messages` (no all-or-nothing needed): few pipelined, many as atomic batches."""

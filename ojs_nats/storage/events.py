@@ -1,14 +1,19 @@
 """The event log: stream `<NS>_EVENTS`, subject `<ns>.events.<queue>.<type>`, limits retention.
 
-Every lifecycle event is appended here (for the polling endpoint, SSE and webhooks); reads page
-through it by stream sequence, which doubles as the opaque cursor. An event id can stand in for a
-cursor: `locate` finds its sequence from the time in its UUIDv7 (direct get by start time).
+Every lifecycle event is appended here (for the polling endpoint, SSE and webhooks). A stored
+message holds one event (a JSON object) or several of the same subject (a JSON array, in the
+order they happened): under load a group commit gathers dozens of events of one queue and type,
+and one message for them costs JetStream and the gateway a fraction of one message each. Reads
+page through the log by `Position` (stream sequence, events of that message already read),
+which doubles as the opaque cursor. An event id can stand in for a cursor: `locate` finds its
+position from the time in its UUIDv7 (direct get by start time).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from nats.aio.msg import Msg
@@ -29,6 +34,61 @@ EVENT_TIME_SKEW_MS = 1000
 #: Where `locate` resumes when the event is not found near its time: this much before it, so a
 #: clock that is off by up to this much replays events rather than skipping any.
 FALLBACK_SKEW_MS = 60_000
+#: Most events, and bytes of them, one stored message holds.
+MAX_EVENTS_PER_MESSAGE = 100
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class Position(NamedTuple):
+    """Where a read resumes: at stored message `seq`, after its first `skip` events."""
+
+    seq: int
+    skip: int = 0
+
+    @classmethod
+    def after(cls, seq: int) -> Position:
+        """Just after the whole of message `seq`."""
+        return cls(seq + 1, 0)
+
+
+@dataclasses.dataclass(slots=True)
+class _Pack:
+    subject: str
+    payloads: list[bytes]
+    size: int = 0
+
+
+def pack(items: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, bytes]]:
+    """(subject, what the event is about, encoded event) as stored messages: the events of one
+    subject together, every job's (or worker's) events still in the order given
+    (ojs-events.md §9.2: a job's events in lifecycle order)."""
+    packs: list[_Pack] = []
+    taking: dict[str, int] = {}  # subject -> its pack still taking events
+    latest: dict[str, int] = {}  # about -> the pack holding its latest event
+    for subject, about, payload in items:
+        index = taking.get(subject)
+        if (
+            index is None
+            or index < latest.get(about, -1)  # it would come before an earlier event of about
+            or len(packs[index].payloads) >= MAX_EVENTS_PER_MESSAGE
+            or packs[index].size + len(payload) > MAX_MESSAGE_BYTES
+        ):
+            index = taking[subject] = len(packs)
+            packs.append(_Pack(subject, []))
+        packs[index].payloads.append(payload)
+        packs[index].size += len(payload) + 1
+        latest[about] = index
+    return [(p.subject, _joined(p.payloads)) for p in packs]
+
+
+def _joined(payloads: list[bytes]) -> bytes:
+    return payloads[0] if len(payloads) == 1 else b"[" + b",".join(payloads) + b"]"
+
+
+def unpack(data: bytes) -> list[dict[str, Any]]:
+    """The events of one stored message."""
+    value = orjson.loads(data)
+    return value if isinstance(value, list) else [value]
 
 
 class EventLog:
@@ -36,7 +96,7 @@ class EventLog:
         self._conn = conn
         self._names = names
         self._batches = batches
-        self._commits: GroupCommit[tuple[str, bytes]] = GroupCommit(self._send)
+        self._commits: GroupCommit[tuple[str, str, bytes]] = GroupCommit(self._send)
 
     async def append(self, queue: str, event: dict[str, Any]) -> None:
         await self.append_many(queue, [event])
@@ -44,25 +104,31 @@ class EventLog:
     async def append_many(self, queue: str, events: list[dict[str, Any]]) -> None:
         """Append in order; events appended concurrently elsewhere go in the same send."""
         await self._commits.submit(
-            [(self._names.event_subject(queue, e["type"]), orjson.dumps(e)) for e in events]
+            [
+                (
+                    self._names.event_subject(queue, e["type"]),
+                    str(e.get("subject", "")),
+                    orjson.dumps(e),
+                )
+                for e in events
+            ]
         )
 
     async def append_worker(self, event: dict[str, Any]) -> None:
         """Append a worker event (no queue)."""
-        await self._commits.submit(
-            [(self._names.worker_event_subject(event["type"]), orjson.dumps(event))]
-        )
+        subject = self._names.worker_event_subject(event["type"])
+        await self._commits.submit([(subject, str(event.get("subject", "")), orjson.dumps(event))])
 
-    async def _send(self, items: list[tuple[str, bytes]]) -> None:
-        await self._conn.store_many([(subject, payload, None) for subject, payload in items])
+    async def _send(self, items: list[tuple[str, str, bytes]]) -> None:
+        await self._conn.store_many([(subject, data, None) for subject, data in pack(items)])
 
-    async def locate(self, event_id: str, at_ms: int) -> int:
-        """The sequence to read after to resume after event `event_id`, stamped at `at_ms`.
+    async def locate(self, event_id: str, at_ms: int) -> Position:
+        """Where to resume to read what follows event `event_id`, stamped at `at_ms`.
 
-        Its own sequence when it is stored within `EVENT_TIME_SKEW_MS` of `at_ms` (and within
+        Just after it when it is stored within `EVENT_TIME_SKEW_MS` of `at_ms` (and within
         `MAX_SCANNED` events of the window's start). Otherwise (aged out, never stored, or
-        stamped by a clock further off) the position just before the first event stored at or
-        after `at_ms - FALLBACK_SKEW_MS`: nothing after the event is skipped unless the clocks
+        stamped by a clock further off) the first event stored at or after
+        `at_ms - FALLBACK_SKEW_MS`: nothing after the event is skipped unless the clocks
         disagree by more than that; events before it may come again (event delivery is
         at-least-once, ojs-events.md §9.1).
         """
@@ -72,23 +138,27 @@ class EventLog:
         stream, everything = self._names.events_stream, self._names.event_filter(None, None)
         start = ids.format_ts(max(0, at_ms - FALLBACK_SKEW_MS))
         msgs = await self._batches.get_since(stream, everything, start, 1)
-        return _sequence(msgs[0], 1) - 1 if msgs else await self._last_sequence()
+        if msgs:
+            return Position(_sequence(msgs[0], 1))
+        return Position.after(await self._last_sequence())
 
-    async def _find(self, event_id: str, at_ms: int) -> int | None:
-        """The sequence of event `event_id` if stored near `at_ms`, else None."""
+    async def _find(self, event_id: str, at_ms: int) -> Position | None:
+        """Just after event `event_id` if it is stored near `at_ms`, else None."""
         stream, everything = self._names.events_stream, self._names.event_filter(None, None)
         start = ids.format_ts(max(0, at_ms - EVENT_TIME_SKEW_MS))
         msgs = await self._batches.get_since(stream, everything, start, _BATCH)
         if not msgs:
             return None
         needle = b'"id":' + orjson.dumps(event_id)
-        first = _sequence(msgs[0], 1)
-        scanned, seq = 0, first
+        scanned, seq = 0, _sequence(msgs[0], 1) - 1
         while msgs:
             for msg in msgs:
                 seq = _sequence(msg, seq + 1)
-                if needle in msg.data and orjson.loads(msg.data).get("id") == event_id:
-                    return seq
+                if needle in msg.data:
+                    events = unpack(msg.data)
+                    for index, event in enumerate(events):
+                        if event.get("id") == event_id:
+                            return _next(seq, index, len(events))
                 scanned += 1
                 if scanned >= MAX_SCANNED or _stored_ms(msg) > at_ms + EVENT_TIME_SKEW_MS:
                     return None
@@ -105,12 +175,12 @@ class EventLog:
         self,
         types: Iterable[str],
         queues: Iterable[str],
-        after_seq: int,
+        after: Position,
         limit: int,
         job_types: Iterable[str] = (),
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        """Events after `after_seq` matching all filters given: (events, last sequence examined,
-        more left). `types` entries may end in `*` (prefix match)."""
+    ) -> tuple[list[dict[str, Any]], Position, bool]:
+        """Events from `after` on matching all filters given: (events, where the next read
+        resumes, more left). `types` entries may end in `*` (prefix match)."""
         type_set, queue_set, job_type_set = set(types), set(queues), set(job_types)
         subject = self._names.event_filter(
             next(iter(queue_set)) if len(queue_set) == 1 else None,
@@ -119,25 +189,34 @@ class EventLog:
             else None,
         )
         found: list[dict[str, Any]] = []
-        cursor, scanned = after_seq, 0
+        position, scanned = after, 0
         while len(found) < limit and scanned < MAX_SCANNED:
             msgs = await self._batches.get_many(
-                self._names.events_stream, subject, cursor + 1, _BATCH
+                self._names.events_stream, subject, position.seq, _BATCH
             )
             if not msgs:
-                return found, cursor, False
+                return found, position, False
             for msg in msgs:
-                scanned += 1
-                seq = _sequence(msg, cursor + 1)
-                event = orjson.loads(msg.data)
-                if _matches(event, type_set, queue_set, job_type_set):
-                    found.append(event)
-                cursor = seq
-                if len(found) >= limit:
-                    return found, cursor, True
+                seq = _sequence(msg, position.seq)
+                events = unpack(msg.data)
+                # A message partly read before resumes where it was left (and only that one:
+                # a cursor's message may be gone, or not match these filters).
+                skip = position.skip if seq == position.seq else 0
+                for index in range(skip, len(events)):
+                    scanned += 1
+                    if _matches(events[index], type_set, queue_set, job_type_set):
+                        found.append(events[index])
+                        if len(found) >= limit:
+                            return found, _next(seq, index, len(events)), True
+                position = Position.after(seq)
             if len(msgs) < _BATCH:
-                return found, cursor, False
-        return found, cursor, True
+                return found, position, False
+        return found, position, True
+
+
+def _next(seq: int, index: int, count: int) -> Position:
+    """Just after event `index` of the `count` events of message `seq`."""
+    return Position(seq, index + 1) if index + 1 < count else Position.after(seq)
 
 
 def _sequence(msg: Msg, default: int) -> int:

@@ -90,10 +90,40 @@ async def test_an_event_id_from_a_clock_running_ahead_skips_nothing(client):
     assert [e["type"] for e in got] == ["job.enqueued"]
 
 
+async def test_pages_and_event_ids_resume_inside_a_batchs_events(client):
+    # A batch's events are stored several per message: a page may end inside one, and both its
+    # cursor and an event id from the middle of it resume exactly there.
+    jobs = [{"type": f"t.n{n}", "args": [], "options": {"queue": "pack-q"}} for n in range(5)]
+    response = await client.post("/ojs/v1/jobs/batch", json={"jobs": jobs})
+    assert response.status_code == 201, response.text
+    everything = (await events(client, "queues=pack-q"))["events"]
+    assert [e["data"]["job_type"] for e in everything] == [f"t.n{n}" for n in range(5)]
+    pages, cursors = [], ["0"]
+    while True:
+        page = await events(client, f"queues=pack-q&limit=2&cursor={cursors[-1]}")
+        pages.append([e["id"] for e in page["events"]])
+        cursors.append(page["cursor"])
+        if not page["has_more"]:
+            break
+    assert pages == [[e["id"] for e in everything[i : i + 2]] for i in (0, 2, 4)]
+    # The first two pages ended inside the batch's message, the last one at its end.
+    assert ["." in c for c in cursors[1:]] == [True, True, False]
+    middle = await events(client, f"after={everything[2]['id']}&queues=pack-q")
+    assert [e["id"] for e in middle["events"]] == [e["id"] for e in everything[3:]]
+    last = await events(client, f"after={everything[-1]['id']}&queues=pack-q")
+    assert last["events"] == []
+    await push(client, "pack-q", "t.n5")
+    later = await events(client, f"after={last['cursor']}&queues=pack-q")
+    assert [e["data"]["job_type"] for e in later["events"]] == ["t.n5"]
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("after=evt_not-a-uuid", "after"),
     ("after=abc", "after"),
     ("after=-1", "after"),
+    ("after=7.0", "after"),  # a position inside a message counts at least one event
+    ("cursor=0.1", "cursor"),
+    ("cursor=1.2.3", "cursor"),
     ("cursor=evt_019539a4-b68c-4def-8000-aabbccddeeff", "cursor"),  # UUIDv4, not v7
     ("limit=many", "limit"),
     ("limit=0", "limit"),
