@@ -189,16 +189,22 @@ class EventLog:
             else None,
         )
         found: list[dict[str, Any]] = []
-        position, scanned = after, 0
+        position, scanned, messages = after, 0, 0
+        # Messages asked for per direct get: at first about a page's worth, then as many as
+        # the events per message seen so far leave room for (a message may hold 100 events).
+        batch = min(_BATCH, max(limit, 16))
         while len(found) < limit and scanned < MAX_SCANNED:
             msgs = await self._batches.get_many(
-                self._names.events_stream, subject, position.seq, _BATCH
+                self._names.events_stream, subject, position.seq, batch
             )
             if not msgs:
                 return found, position, False
             for msg in msgs:
+                if scanned >= MAX_SCANNED:
+                    return found, position, True
                 seq = _sequence(msg, position.seq)
                 events = unpack(msg.data)
+                messages += 1
                 # A message partly read before resumes where it was left (and only that one:
                 # a cursor's message may be gone, or not match these filters).
                 skip = position.skip if seq == position.seq else 0
@@ -209,8 +215,10 @@ class EventLog:
                         if len(found) >= limit:
                             return found, _next(seq, index, len(events)), True
                 position = Position.after(seq)
-            if len(msgs) < _BATCH:
+            if len(msgs) < batch:
                 return found, position, False
+            per_message = max(1.0, scanned / messages)
+            batch = max(8, min(_BATCH, int((MAX_SCANNED - scanned) / per_message)))
         return found, position, True
 
 

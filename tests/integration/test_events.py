@@ -4,6 +4,7 @@ and resumption with `after` = a page's cursor or an event id."""
 import pytest
 
 from ojs_nats.model import ids
+from ojs_nats.storage import events as event_log
 from tests.integration.test_bad_input import assert_ojs_error
 
 
@@ -115,6 +116,31 @@ async def test_pages_and_event_ids_resume_inside_a_batchs_events(client):
     await push(client, "pack-q", "t.n5")
     later = await events(client, f"after={last['cursor']}&queues=pack-q")
     assert [e["data"]["job_type"] for e in later["events"]] == ["t.n5"]
+
+
+async def test_a_filtered_scan_pages_through_packed_events_without_skipping(client, monkeypatch):
+    # Each request examines a bounded number of events (MAX_SCANNED, lowered here), stopping
+    # between stored messages; following the cursors finds every match exactly once.
+    monkeypatch.setattr(event_log, "MAX_SCANNED", 150)
+    wanted = {0, 150, 437, 999}
+    queue = {"queue": "scan-q"}
+    jobs = [
+        {"type": "scan.hit" if n in wanted else "scan.miss", "args": [], "options": queue}
+        for n in range(1000)
+    ]
+    response = await client.post("/ojs/v1/jobs/batch", json={"jobs": jobs})
+    assert response.status_code == 201, response.text
+    found, cursor, pages = [], "0", 0
+    while True:
+        page = await events(client, f"queues=scan-q&job_types=scan.hit&cursor={cursor}")
+        pages += 1
+        found += [e["subject"] for e in page["events"]]
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    ids = [job["id"] for job in response.json()["jobs"]]
+    assert found == [ids[n] for n in sorted(wanted)]
+    assert pages >= 1000 // 200  # the bound held: no single request read everything
 
 
 @pytest.mark.parametrize(("query", "field"), [
