@@ -1,9 +1,18 @@
 """Several events stored in one message (storage/events.py `pack`): a job's events keep their
 order (ojs-events.md §9.2), and a message stays within its bounds."""
 
+from types import SimpleNamespace
+
 import orjson
 
-from ojs_nats.storage.events import MAX_EVENTS_PER_MESSAGE, MAX_MESSAGE_BYTES, pack, unpack
+from ojs_nats.service.apply import event_at
+from ojs_nats.storage.events import (
+    MAX_EVENTS_PER_MESSAGE,
+    MAX_MESSAGE_BYTES,
+    _count,
+    pack,
+    unpack,
+)
 
 
 def item(subject, job, n=0, size=0):
@@ -51,3 +60,14 @@ def test_messages_stay_within_their_count_and_size_bounds():
     assert len(sizes) == 2
     assert all(size <= MAX_MESSAGE_BYTES for size in sizes)
     assert [len(events) for _, events in stored(big)] == [2, 2]
+
+
+def test_a_stored_message_tells_its_event_count_without_decoding():
+    # `locate` counts the events it scans by their envelopes' first key: every event the
+    # service layer builds must start with it.
+    ctx = SimpleNamespace(clock=lambda: 1_700_000_000_000, source="ojs://test")
+    event = orjson.dumps(event_at(ctx, "job.completed", "job-1", {"queue": "q"}))
+    assert event.startswith(b'{"specversion"')
+    items = [("s", f"j{i}", event) for i in range(7)]
+    assert [_count(data) for _, data in pack(items)] == [7]
+    assert _count(event) == 1
