@@ -298,3 +298,23 @@ format). Values NATS must see unquoted (environment references, size units) are 
 {{- $p := int .priority }}
 {{- printf "ready_%s_%s%d" (replace "." "_" .queue) (ternary "n" "p" (lt $p 0)) (ternary (mul -1 $p) $p (lt $p 0)) }}
 {{- end }}
+
+{{/*
+GOMEMLIMIT for nats-server: 90% of the container's memory limit, in bytes (empty without a
+limit). Without it the Go runtime lets the heap grow to twice its live data before collecting
+(GOGC=100), so a pod can reach its limit and be OOM-killed while its live data fits; with it
+the collector works harder as the process nears the limit. Quantities: whole bytes, or with a
+k/M/G/T or Ki/Mi/Gi/Ti suffix (for others, set nats.container.env.GOMEMLIMIT yourself).
+*/}}
+{{- define "ojs-nats.nats.goMemLimit" -}}
+{{- $limit := dig "limits" "memory" "" .Values.nats.container.resources | toString -}}
+{{- if $limit -}}
+{{- if not (regexMatch "^[0-9]+([kMGT]i?)?$" $limit) -}}
+{{- fail (printf "nats.container.resources.limits.memory %q: GOMEMLIMIT is derived from it, so use a whole number with an optional k/M/G/T or Ki/Mi/Gi/Ti suffix, or set nats.container.env.GOMEMLIMIT" $limit) -}}
+{{- end -}}
+{{- $number := regexFind "^[0-9]+" $limit | int64 -}}
+{{- $unit := trimPrefix (toString $number) $limit -}}
+{{- $scale := get (dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit -}}
+{{- div (mul $number (int64 $scale) 9) 10 -}}
+{{- end -}}
+{{- end }}
