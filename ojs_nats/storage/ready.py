@@ -87,7 +87,15 @@ class ReadyIndex:
             for event in self._watchers.get(queue, ()):
                 event.set()
 
-        return await self._conn.client.subscribe(self._names.ready_filter(queue), cb=published)
+        client = self._conn.client
+        subscription = await client.subscribe(self._names.ready_filter(queue), cb=published)
+        # The server registers the interest when it reads the SUB, not when nats-py returns:
+        # without this round trip an entry published meanwhile woke nobody, and the job waited
+        # for the long poll's recheck (~500 ms; seen in a CI run of test_worker_pickup).
+        # Best effort: a connection in trouble only costs that recheck again.
+        with contextlib.suppress(Exception):
+            await client.flush(timeout=1)
+        return subscription
 
     def forget(self) -> None:
         """Drop cached consumer handles (after a reset deleted them)."""
