@@ -16,7 +16,7 @@ import orjson
 from ojs_nats.storage import names as n
 from ojs_nats.storage.atomic import ATOMIC_WORTH_FROM, MAX_ATOMIC, Message, publish_atomic
 from ojs_nats.storage.connection import Connection
-from ojs_nats.storage.events import pack
+from ojs_nats.storage.events import pack, packable
 
 #: Atomic batches one process keeps open at once (JetStream allows 50 per stream).
 MAX_OPEN_BATCHES = 16
@@ -66,14 +66,7 @@ class BulkWriter:
 
     async def events(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Append (queue, event) pairs to the event log (several per message: `events.pack`)."""
-        packed = pack(
-            (
-                self._names.event_subject(queue, e["type"]),
-                str(e.get("subject", "")),
-                orjson.dumps(e),
-            )
-            for queue, e in events
-        )
+        packed = pack(packable(self._names.event_subject(q, e["type"]), e) for q, e in events)
         await self._chunked([Message(subject, data) for subject, data in packed])
 
     async def _chunked(self, messages: Sequence[Message], batched: bool = False) -> list[int]:

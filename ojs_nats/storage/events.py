@@ -81,6 +81,11 @@ def pack(items: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, bytes]]:
     return [(p.subject, _joined(p.payloads)) for p in packs]
 
 
+def packable(subject: str, event: dict[str, Any]) -> tuple[str, str, bytes]:
+    """An event as `pack` takes it: its stored subject, what it is about, its encoding."""
+    return subject, str(event.get("subject", "")), orjson.dumps(event)
+
+
 def _joined(payloads: list[bytes]) -> bytes:
     return payloads[0] if len(payloads) == 1 else b"[" + b",".join(payloads) + b"]"
 
@@ -110,20 +115,13 @@ class EventLog:
     async def append_many(self, queue: str, events: list[dict[str, Any]]) -> None:
         """Append in order; events appended concurrently elsewhere go in the same send."""
         await self._commits.submit(
-            [
-                (
-                    self._names.event_subject(queue, e["type"]),
-                    str(e.get("subject", "")),
-                    orjson.dumps(e),
-                )
-                for e in events
-            ]
+            [packable(self._names.event_subject(queue, e["type"]), e) for e in events]
         )
 
     async def append_worker(self, event: dict[str, Any]) -> None:
         """Append a worker event (no queue)."""
         subject = self._names.worker_event_subject(event["type"])
-        await self._commits.submit([(subject, str(event.get("subject", "")), orjson.dumps(event))])
+        await self._commits.submit([packable(subject, event)])
 
     async def _send(self, items: list[tuple[str, str, bytes]]) -> None:
         await self._conn.store_many([(subject, data, None) for subject, data in pack(items)])
