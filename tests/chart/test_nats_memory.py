@@ -24,6 +24,7 @@ def nats_env(*sets: str) -> dict[str, str]:
     ("512M", 460_800_000),
     ("3Gi", 2_899_102_924),
     ("2000000000", 1_800_000_000),
+    ("007Gi", 6_764_573_491),  # leading zeros: the unit is read from the end
 ])
 def test_gomemlimit_is_nine_tenths_of_the_memory_limit(limit: str, expected: int) -> None:
     env = nats_env(f"nats.container.resources.limits.memory={limit}")

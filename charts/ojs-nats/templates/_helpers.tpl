@@ -313,7 +313,7 @@ k/M/G/T or Ki/Mi/Gi/Ti suffix (for others, set nats.container.env.GOMEMLIMIT you
 {{- fail (printf "nats.container.resources.limits.memory %q: GOMEMLIMIT is derived from it, so use a whole number with an optional k/M/G/T or Ki/Mi/Gi/Ti suffix, or set nats.container.env.GOMEMLIMIT" $limit) -}}
 {{- end -}}
 {{- $number := regexFind "^[0-9]+" $limit | int64 -}}
-{{- $unit := trimPrefix (toString $number) $limit -}}
+{{- $unit := regexFind "[kMGT]i?$" $limit -}}
 {{- $scale := get (dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776) $unit -}}
 {{- div (mul $number (int64 $scale) 9) 10 -}}
 {{- end -}}
