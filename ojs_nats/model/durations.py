@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _DURATION_RE = re.compile(
@@ -34,6 +35,8 @@ def parse_duration_ms(text: str) -> int:
     return round(total)
 
 
+# Cached: every job's retry policy is written out with two durations, nearly always the same.
+@functools.lru_cache(maxsize=256)
 def format_duration_ms(ms: int) -> str:
     """The shortest ISO 8601 form of a whole number of milliseconds, e.g. PT1.5S."""
     if ms % 1000:

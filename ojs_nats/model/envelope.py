@@ -79,6 +79,9 @@ ENVELOPE_FIELDS = frozenset(
 )
 
 
+_NOT_ECHOED = ENVELOPE_FIELDS | SYSTEM_FIELDS
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Submission:
     """A validated enqueue request."""
@@ -136,66 +139,57 @@ def parse_submission(
     if not isinstance(options, Mapping):
         raise _bad("options", "must be an object", options)
 
-    def pick(*names: str) -> Any:
-        for source in (options, body):
-            for name in names:
-                if source.get(name) is not None:
-                    return source[name]
-        return None
-
     job_type = _job_type(body.get("type"))
     args = _args(body)
-    queue = _queue(pick("queue"))
+    queue = _queue(_pick(options, body, "queue"))
     job_id = _job_id(body.get("id"), id_factory)
     meta = _meta(body.get("meta"), options.get("metadata"))
-    priority = _priority(pick("priority"))
+    priority = _priority(_pick(options, body, "priority"))
     specversion = body.get("specversion", "1.0")
     if specversion != "1.0":
         raise _bad("specversion", 'must be "1.0"', specversion)
 
     timing = _timing(options, body, now_ms)
     base = queue_retry(queue) if queue_retry is not None else None
-    policy = parse_policy(pick("retry"), base or DEFAULT_POLICY)
-    unique = _unique(pick("unique"))
-    tags = _tags(pick("tags"))
+    policy = parse_policy(_pick(options, body, "retry"), base or DEFAULT_POLICY)
+    unique = _unique(_pick(options, body, "unique"))
+    tags = _tags(_pick(options, body, "tags"))
     pending = _flag(options.get("pending", body.get("pending")), "pending")
-    rate_limit = pick("rate_limit")
+    rate_limit = _pick(options, body, "rate_limit")
     rates.parse_job_limit(rate_limit, queue)  # validation only: the job keeps it as sent
     schema = body.get("schema")
     if schema is not None and not isinstance(schema, str):
         raise _bad("schema", "must be a string (a schema URI)", schema)
 
-    job: dict[str, Any] = {
-        key: value
-        for key, value in body.items()
-        if key not in ENVELOPE_FIELDS and key not in SYSTEM_FIELDS
-    }
-    job.update(
-        {
-            "specversion": "1.0",
-            "id": job_id,
-            "type": job_type,
-            "queue": queue,
-            "args": args,
-            "meta": meta,
-            "priority": priority,
-            "attempt": 0,
-            "max_attempts": policy.max_attempts,
-            "retry": policy.to_wire(),
+    # Fields nobody asked for are echoed first, as sent (most jobs have none).
+    job: dict[str, Any] = {key: value for key, value in body.items() if key not in _NOT_ECHOED}
+    job["specversion"] = "1.0"
+    job["id"] = job_id
+    job["type"] = job_type
+    job["queue"] = queue
+    job["args"] = args
+    job["meta"] = meta
+    job["priority"] = priority
+    job["attempt"] = 0
+    job["max_attempts"] = policy.max_attempts
+    job["retry"] = policy.to_wire()
+    if tags is not None:
+        job["tags"] = tags
+    if schema is not None:
+        job["schema"] = schema
+    if timing is not _NO_TIMING:
+        optional = {
+            "timeout_ms": timing.timeout_ms,
+            "visibility_timeout_ms": timing.visibility_ms,
+            "heartbeat_timeout_ms": timing.heartbeat_ms,
+            "scheduled_at": timing.scheduled_at,
+            "expires_at": timing.expires_at,
         }
-    )
-    optional = {
-        "tags": tags,
-        "schema": schema,
-        "timeout_ms": timing.timeout_ms,
-        "visibility_timeout_ms": timing.visibility_ms,
-        "heartbeat_timeout_ms": timing.heartbeat_ms,
-        "scheduled_at": timing.scheduled_at,
-        "expires_at": timing.expires_at,
-        "unique": unique,
-        "rate_limit": dict(rate_limit) if rate_limit is not None else None,
-    }
-    job.update({key: value for key, value in optional.items() if value is not None})
+        job.update({key: value for key, value in optional.items() if value is not None})
+    if unique is not None:
+        job["unique"] = unique
+    if rate_limit is not None:
+        job["rate_limit"] = dict(rate_limit)
     return Submission(
         job=job,
         policy=policy,
@@ -208,6 +202,12 @@ def parse_submission(
         rate_limit=dict(rate_limit) if rate_limit is not None else None,
         heartbeat_ms=timing.heartbeat_ms,
     )
+
+
+def _pick(options: Mapping[str, Any], body: Mapping[str, Any], name: str) -> Any:
+    """A field from `options`, else from the top level (None when neither gives it)."""
+    value = options.get(name)
+    return body.get(name) if value is None else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -223,6 +223,8 @@ class _Timing:
 
 def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) -> _Timing:
     """Timeouts and the schedule/expiry times, options first, then the top level."""
+    if _TIMING_FIELDS.isdisjoint(body) and _TIMING_FIELDS.isdisjoint(options):
+        return _NO_TIMING
 
     def pick(*names: str) -> Any:
         for source in (options, body):
@@ -250,6 +252,23 @@ def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) ->
         expires_ms=expires_ms,
         expires_at=_echo_time(expires_raw, expires_ms) if expires_ms is not None else None,
     )
+
+
+#: Every field `_timing` reads; a job with none of them (most jobs) skips it.
+_TIMING_FIELDS = frozenset(
+    {
+        "timeout",
+        "timeout_ms",
+        "visibility_timeout",
+        "visibility_timeout_ms",
+        "heartbeat_timeout",
+        "heartbeat_timeout_ms",
+        "scheduled_at",
+        "delay_until",
+        "expires_at",
+    }
+)
+_NO_TIMING = _Timing(None, None, None, None, None, None, None)
 
 
 def validate_queue_name(value: object) -> str:

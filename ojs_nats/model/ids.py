@@ -55,10 +55,19 @@ def uuid7(at_ms: int | None = None) -> str:
         else:
             _counter = _random_bits(2) & 0x3FF
         _last_ms = ms
-        rand_b = _random_bits(8) & ((1 << 62) - 1)
-        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        counter = _counter
+        rand_b = _random_bits(8)
+    # Fields: 48-bit ms, version 7 + 12-bit counter, variant 0b10 + 14 random bits, 48 random.
+    return _UUID7_FORMAT % (
+        ms >> 16,
+        ms & 0xFFFF,
+        counter,
+        0x8000 | (rand_b >> 50),
+        rand_b & 0xFFFF_FFFF_FFFF,
+    )
+
+
+_UUID7_FORMAT = "%08x-%04x-7%03x-%04x-%012x"
 
 
 def derived_uuid7(at_ms: int, *parts: str) -> str:

@@ -80,8 +80,7 @@ def new_record(sub: Submission, now: int) -> Change:
     state = sub.initial_state(now)
     job = dict(sub.job)
     job["state"] = str(state)
-    job["created_at"] = ids.format_ts(now)
-    job["enqueued_at"] = ids.format_ts(now)
+    job["created_at"] = job["enqueued_at"] = ids.format_ts(now)
     sys: dict[str, Any] = {
         "step": 1,
         "policy": sub.policy.to_record(),

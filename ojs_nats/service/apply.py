@@ -223,7 +223,8 @@ def event_envelope(ctx: Context, change: jobs.Change, event: jobs.Event) -> dict
         "queue": job["queue"],
         "state": str(change.after),
     }
-    data.update({k: v for k, v in event.data.items() if v is not None})
+    if event.data:
+        data.update({k: v for k, v in event.data.items() if v is not None})
     return event_at(ctx, event.type, job["id"], data)
 
 

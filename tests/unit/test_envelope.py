@@ -115,3 +115,36 @@ def test_invalid_unique_policy_is_400_invalid_request(unique):
 def test_hyphenated_type_segments_are_accepted():
     assert parse({"type": "retry.test.attempt-counter", "args": []}).job["type"] == (
         "retry.test.attempt-counter")
+
+
+TIMING_CASES = [
+    ("timeout", 5, "timeout_ms", 5000),
+    ("timeout_ms", 700, "timeout_ms", 700),
+    ("visibility_timeout_ms", 900, "visibility_timeout_ms", 900),
+    ("heartbeat_timeout", 2, "heartbeat_timeout_ms", 2000),
+    ("heartbeat_timeout_ms", 1500, "heartbeat_timeout_ms", 1500),
+    ("scheduled_at", "+PT3S", "scheduled_at", "2026-02-12T10:30:03.000Z"),
+    ("delay_until", "+PT4S", "scheduled_at", "2026-02-12T10:30:04.000Z"),
+    ("expires_at", "+PT1M", "expires_at", "2026-02-12T10:31:00.000Z"),
+]
+
+
+@pytest.mark.parametrize("where", ["top", "options"])
+@pytest.mark.parametrize(("field", "value", "echoed", "expected"), TIMING_CASES)
+def test_each_timing_field_is_read_at_either_level(where, field, value, echoed, expected):
+    # Jobs without timing fields skip their parsing: each one alone must still be seen.
+    body = {"type": "a.b", "args": []}
+    (body if where == "top" else body.setdefault("options", {}))[field] = value
+    assert parse(body).job[echoed] == expected
+
+
+def test_visibility_timeout_in_seconds_is_read_at_the_top_level():
+    assert parse({"type": "a.b", "args": [], "visibility_timeout": 3}).visibility_ms == 3000
+
+
+def test_a_job_without_timing_fields_has_none():
+    sub = parse({"type": "a.b", "args": [], "options": {"queue": "q"}, "x_extra": 1})
+    assert (sub.timeout_ms, sub.visibility_ms, sub.heartbeat_ms) == (None, None, None)
+    assert (sub.scheduled_ms, sub.expires_ms) == (None, None)
+    assert next(iter(sub.job)) == "x_extra"  # unknown fields first, as before
+    assert not {"timeout_ms", "scheduled_at", "expires_at"} & sub.job.keys()
