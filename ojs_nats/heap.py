@@ -1,4 +1,4 @@
-"""Garbage-collector settings for the served gateway processes.
+"""Garbage-collector settings for the gateway and worker processes the CLI starts.
 
 CPython's cyclic collector now and then walks every tracked object of its oldest generation.
 Most of those objects are the libraries, the app and the connections made at start-up, which
