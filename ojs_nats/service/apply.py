@@ -64,7 +64,11 @@ async def commit(
         if stored is None and change.ready and sys.get("ready_seq"):
             await st.ready.delete(int(sys["ready_seq"]))  # the id was taken: undo our entry
         raise
-    await asyncio.gather(*_follow_ups(ctx, change, stored.record if stored else None, timer_fired))
+    work = _follow_ups(ctx, change, stored.record if stored else None, timer_fired)
+    if len(work) == 1:
+        await work[0]  # the usual case: no task for it
+    else:
+        await asyncio.gather(*work)
     return revision
 
 
@@ -186,13 +190,13 @@ def _follow_ups(
     st = ctx.storage
     job = change.record["job"]
     queue, job_id = str(job["queue"]), str(job["id"])
-    work: list[Awaitable[Any]] = [
-        st.events.append_many(queue, [event_envelope(ctx, change, e) for e in change.events])
-    ]
     deltas = {str(change.after): 1}
     if change.before is not None:
         deltas[str(change.before)] = deltas.get(str(change.before), 0) - 1
-    work.append(st.counters.add(queue, deltas))
+    events = [event_envelope(ctx, change, e) for e in change.events]
+    work: list[Awaitable[Any]] = [
+        st.follow_ups.write(queue, events, deltas, releases.tick(change), ctx.clock())
+    ]
     if change.dead_letter is True:
         work.append(_dead_letter(ctx, queue, job_id))
     elif change.dead_letter is False:

@@ -1,7 +1,7 @@
-"""What a job gives back when it changes state: its concurrency slots (on leaving `active`), its
-uniqueness lock (when it finishes) and a throughput tick. Run by `apply` among the follow-ups;
-every release is conditional on the revision the thing was taken at, and none may fail the
-transition: a lost release is repaired lazily by the next claimant.
+"""What a job gives back when it changes state: its concurrency slots (on leaving `active`) and its
+uniqueness lock (when it finishes); and which throughput counter an ended attempt ticks. Run by
+`apply` among the follow-ups; every release is conditional on the revision the thing was taken
+at, and none may fail the transition: a lost release is repaired lazily by the next claimant.
 """
 
 from __future__ import annotations
@@ -26,14 +26,9 @@ def follow_ups(
 ) -> list[Awaitable[Any]]:
     """The release writes `change` needs (run in parallel with the other follow-ups)."""
     work: list[Awaitable[Any]] = []
-    queue = str(change.record["job"]["queue"])
     if previous is not None and change.before == State.ACTIVE and change.after != State.ACTIVE:
         for slot in previous["sys"].get("slots") or ():
             work.append(free_slot(ctx, str(slot["subject"]), int(slot["rev"])))
-    if change.after == State.COMPLETED:
-        work.append(_tick(ctx, queue, "completed"))
-    elif any(e.type == "job.failed" for e in change.events):
-        work.append(_tick(ctx, queue, "failed"))
     if change.finished and change.record["sys"].get("unique"):
         work.append(_settle_lock(ctx, change.record, change.after, retention_s))
     return work
@@ -46,11 +41,13 @@ async def free_slot(ctx: Context, subject: str, revision: int) -> None:
         log.warning("could not free concurrency slot %s", subject, exc_info=True)
 
 
-async def _tick(ctx: Context, queue: str, kind: str) -> None:
-    try:
-        await ctx.storage.throughput.add(queue, kind, ctx.clock())
-    except Exception:  # statistics only
-        log.debug("throughput tick for %s lost", queue, exc_info=True)
+def tick(change: jobs.Change) -> str | None:
+    """The throughput counter an attempt ending in `change` adds to, if it ended."""
+    if change.after == State.COMPLETED:
+        return "completed"
+    if any(e.type == "job.failed" for e in change.events):
+        return "failed"
+    return None
 
 
 async def _settle_lock(

@@ -19,6 +19,7 @@ from ojs_nats.storage.counters import Counters
 from ojs_nats.storage.cron import CronRegistry
 from ojs_nats.storage.dead import DeadLetters
 from ojs_nats.storage.events import EventLog
+from ojs_nats.storage.follow_ups import FollowUps
 from ojs_nats.storage.jobs import JobRecords, Stored
 from ojs_nats.storage.limits import LimitStore
 from ojs_nats.storage.names import Names
@@ -63,6 +64,7 @@ class Storage:
         self.unique = UniqueLocks(conn, self.names)
         self.limits = LimitStore(conn, self.names, self.batches)
         self.throughput = Throughput(conn, self.names, self.batches)
+        self.follow_ups = FollowUps(conn, self.names)
         self.bulk = BulkWriter(conn, self.names)
 
     @classmethod

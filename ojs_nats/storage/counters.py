@@ -8,7 +8,7 @@ A crash between a job's transition and its counter update can leave a count off 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 
@@ -54,9 +54,12 @@ class Counters:
 async def increment(conn: Connection, items: list[tuple[str, int]]) -> None:
     """Apply (counter subject, delta) increments, merged per subject first (a group commit's
     send for every server-side counter: these and the throughput minutes)."""
+    await conn.store_many(increments(items))
+
+
+def increments(items: Iterable[tuple[str, int]]) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(counter subject, delta) pairs merged per subject, as server-side increment messages."""
     merged: dict[str, int] = {}
     for subject, delta in items:
         merged[subject] = merged.get(subject, 0) + delta
-    await conn.store_many(
-        [(subject, b"", {n.INCREMENT: f"{d:+d}"}) for subject, d in merged.items() if d]
-    )
+    return [(subject, b"", {n.INCREMENT: f"{d:+d}"}) for subject, d in merged.items() if d]

@@ -240,3 +240,22 @@ async def test_queue_default_timeout_limits_jobs_without_their_own(client):
     info = (await client.get(f"/ojs/v1/jobs/{job['id']}")).json()["job"]
     assert info["state"] == "retryable"
     assert info["error"]["code"] == "timeout"
+
+
+async def test_concurrent_transitions_count_and_log_every_one(client):
+    # Events, counters and throughput ticks of transitions running at once go out together
+    # (storage/follow_ups.py): none may be lost or counted twice in the merge.
+    n = 40
+    await asyncio.gather(*(push(client, "merge-q", i) for i in range(n)))
+    jobs = await fetch(client, "merge-q", count=n)
+    assert len(jobs) == n
+    acks = await asyncio.gather(*(
+        client.post("/ojs/v1/workers/ack", json={"job_id": j["id"]}) for j in jobs))
+    assert all(a.status_code == 200 for a in acks)
+    body = await stats(client, "merge-q")
+    assert (body["available"], body["active"], body["completed"]) == (0, 0, n)
+    assert body["completed_last_hour"] == n  # (the last minute may have just rolled over)
+    logged = (await client.get("/ojs/v1/events?queues=merge-q&limit=500")).json()["events"]
+    for kind in ("job.enqueued", "job.started", "job.completed"):
+        assert sorted(e["subject"] for e in logged if e["type"] == kind) == sorted(
+            j["id"] for j in jobs), kind
