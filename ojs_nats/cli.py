@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from ojs_nats import __version__
+from ojs_nats import __version__, cpus
 from ojs_nats.config import ConfigError, Settings
 from ojs_nats.embedded import NatsServer, NatsServerError, free_port, port_is_free
 from ojs_nats.worker import Worker, WorkerSettingsError
@@ -36,8 +36,9 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def _workers(settings: Settings) -> int:
-    """Gateway processes: OJS_WORKERS, or one per CPU core (the gateway is CPU-bound)."""
-    return settings.workers or os.cpu_count() or 1
+    """Gateway processes: OJS_WORKERS, or one per CPU this process may use (the gateway is
+    CPU-bound; see `cpus`)."""
+    return settings.workers or cpus.usable_cpus()
 
 
 def _run_gateway(settings: Settings) -> None:
