@@ -47,16 +47,11 @@ class FollowUps:
         (`completed` or `failed`), count one attempt in the minute of `now_ms`; returns once
         the events and counters were acknowledged (with those of concurrent transitions)."""
         names = self._names
+        stored = [packable(names.event_subject(queue, e["type"]), e) for e in events]
+        counts = [(names.counter_subject(queue, state), d) for state, d in deltas.items() if d]
         ticks = [(names.throughput_subject(queue, tick, now_ms // MINUTE_MS), 1)] if tick else []
-        await self._commits.submit(
-            [
-                (
-                    [packable(names.event_subject(queue, e["type"]), e) for e in events],
-                    [(names.counter_subject(queue, state), d) for state, d in deltas.items() if d],
-                    ticks,
-                )
-            ]
-        )
+        if stored or counts or ticks:
+            await self._commits.submit([(stored, counts, ticks)])
 
     async def _send(self, writes: list[_Writes]) -> None:
         events = [item for w in writes for item in w[0]]
