@@ -63,7 +63,7 @@ class Storage:
         self.workflows = WorkflowRecords(conn, self.names)
         self.unique = UniqueLocks(conn, self.names)
         self.limits = LimitStore(conn, self.names, self.batches)
-        self.throughput = Throughput(conn, self.names, self.batches)
+        self.throughput = Throughput(self.names, self.batches)
         self.follow_ups = FollowUps(conn, self.names)
         self.bulk = BulkWriter(conn, self.names)
 

@@ -52,8 +52,8 @@ class Counters:
 
 
 async def increment(conn: Connection, items: list[tuple[str, int]]) -> None:
-    """Apply (counter subject, delta) increments, merged per subject first (a group commit's
-    send for every server-side counter: these and the throughput minutes)."""
+    """Apply (counter subject, delta) increments, merged per subject first (the send of
+    `Counters`' group commit; transitions send theirs with `follow_ups.py`)."""
     await conn.store_many(increments(items))
 
 

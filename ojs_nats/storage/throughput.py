@@ -1,8 +1,9 @@
 """Per-queue throughput: stream `<NS>_THROUGHPUT`, one counter per (queue, kind, minute).
 
 A completed or failed attempt adds one to the counter of its minute (server-side atomic
-increment, no compare-and-set). The stream forgets counters older than its `max_age`, so reading
-the last hour is one batched direct get of at most two counters per minute, never a scan.
+increment, no compare-and-set), among its transition's follow-ups (`follow_ups.py`). The stream
+forgets counters older than its `max_age`, so reading the last hour is one batched direct get of
+at most two counters per minute, never a scan.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import orjson
 
 from ojs_nats.storage import names as n
 from ojs_nats.storage.batches import BatchReplies
-from ojs_nats.storage.coalesce import GroupCommit
-from ojs_nats.storage.connection import Connection
-from ojs_nats.storage.counters import increment
 
 MINUTE_MS = 60_000
 #: How long minute counters are kept (the stream's max_age).
@@ -25,19 +23,9 @@ _BATCH = 256
 
 
 class Throughput:
-    def __init__(self, conn: Connection, names: n.Names, batches: BatchReplies) -> None:
-        self._conn = conn
+    def __init__(self, names: n.Names, batches: BatchReplies) -> None:
         self._names = names
         self._batches = batches
-        self._commits: GroupCommit[tuple[str, int]] = GroupCommit(
-            lambda items: increment(conn, items)
-        )
-
-    async def add(self, queue: str, kind: str, now_ms: int) -> None:
-        """Count one attempt; concurrent callers' ticks go out merged per counter."""
-        await self._commits.submit(
-            [(self._names.throughput_subject(queue, kind, now_ms // MINUTE_MS), 1)]
-        )
 
     async def read(self, queue: str) -> dict[str, Counter[int]]:
         """{kind: {minute: count}} for the minutes still kept."""
