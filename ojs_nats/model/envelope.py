@@ -204,10 +204,14 @@ def parse_submission(
     )
 
 
-def _pick(options: Mapping[str, Any], body: Mapping[str, Any], name: str) -> Any:
-    """A field from `options`, else from the top level (None when neither gives it)."""
-    value = options.get(name)
-    return body.get(name) if value is None else value
+def _pick(options: Mapping[str, Any], body: Mapping[str, Any], *names: str) -> Any:
+    """The first of `names` given in `options`, else at the top level (None: none given)."""
+    for source in (options, body):
+        for name in names:
+            value = source.get(name)
+            if value is not None:
+                return value
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -226,22 +230,20 @@ def _timing(options: Mapping[str, Any], body: Mapping[str, Any], now_ms: int) ->
     if _TIMING_FIELDS.isdisjoint(body) and _TIMING_FIELDS.isdisjoint(options):
         return _NO_TIMING
 
-    def pick(*names: str) -> Any:
-        for source in (options, body):
-            for name in names:
-                if source.get(name) is not None:
-                    return source[name]
-        return None
-
-    visibility_ms = _positive_ms(pick("visibility_timeout_ms"), "visibility_timeout_ms")
+    visibility_ms = _positive_ms(
+        _pick(options, body, "visibility_timeout_ms"), "visibility_timeout_ms"
+    )
     if visibility_ms is None and body.get("visibility_timeout") is not None:
         visibility_ms = _seconds_to_ms(body["visibility_timeout"], "visibility_timeout")
-    heartbeat_ms = _positive_ms(pick("heartbeat_timeout_ms"), "heartbeat_timeout_ms")
-    if heartbeat_ms is None and pick("heartbeat_timeout") is not None:
-        heartbeat_ms = _seconds_to_ms(pick("heartbeat_timeout"), "heartbeat_timeout")
-    scheduled_raw = pick("scheduled_at", "delay_until")
+    heartbeat_ms = _positive_ms(
+        _pick(options, body, "heartbeat_timeout_ms"), "heartbeat_timeout_ms"
+    )
+    heartbeat_s = _pick(options, body, "heartbeat_timeout")
+    if heartbeat_ms is None and heartbeat_s is not None:
+        heartbeat_ms = _seconds_to_ms(heartbeat_s, "heartbeat_timeout")
+    scheduled_raw = _pick(options, body, "scheduled_at", "delay_until")
     scheduled_ms = _when(scheduled_raw, "scheduled_at", now_ms)
-    expires_raw = pick("expires_at")
+    expires_raw = _pick(options, body, "expires_at")
     expires_ms = _when(expires_raw, "expires_at", now_ms)
     return _Timing(
         timeout_ms=_timeout_ms(options, body),
@@ -380,13 +382,11 @@ def _seconds_to_ms(value: object, field: str) -> int:
 
 
 def _timeout_ms(options: Mapping[str, Any], body: Mapping[str, Any]) -> int | None:
-    for source in (options, body):
-        if source.get("timeout_ms") is not None:
-            return _positive_ms(source["timeout_ms"], "timeout_ms")
-    for source in (options, body):
-        if source.get("timeout") is not None:
-            return _seconds_to_ms(source["timeout"], "timeout")
-    return None
+    timeout_ms = _pick(options, body, "timeout_ms")
+    if timeout_ms is not None:
+        return _positive_ms(timeout_ms, "timeout_ms")
+    timeout = _pick(options, body, "timeout")
+    return _seconds_to_ms(timeout, "timeout") if timeout is not None else None
 
 
 def _when(value: object, field: str, now_ms: int) -> int | None:
