@@ -58,8 +58,9 @@ class ReadyIndex:
         subscribers of its subject: while some fetch waits on a queue, this process subscribes
         to the queue's entry subjects, and drops the subscription when nobody waits any more
         (a busy queue, whose fetches never wait, costs no extra message). It may wake a
-        little early (an atomic batch's entries arrive before their commit) and never covers
-        entries redelivered later (a NAK with a delay): callers look again on a timer too.
+        little early (an atomic batch's entries arrive before their commit; any entry can reach a
+        core subscriber before the stream has stored it) and never covers entries redelivered
+        later (a NAK with a delay): callers look again soon after a wake, and on a timer.
         """
         event = asyncio.Event()
         try:
