@@ -33,6 +33,10 @@ TIMER_REDELIVERY_S = 10
 DELETE_MARKER_TTL_S = 60
 
 
+#: How long JetStream remembers a message id to drop a republished duplicate.
+DUPLICATE_WINDOW_S = 120
+
+
 def _stream(settings: Settings, name: str, subjects: list[str], **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "name": name,
@@ -41,9 +45,13 @@ def _stream(settings: Settings, name: str, subjects: list[str], **extra: Any) ->
         "num_replicas": settings.replicas,
         "retention": "limits",
         "discard": "old",
-        "duplicate_window": 120 * NS_PER_S,
+        "duplicate_window": DUPLICATE_WINDOW_S * NS_PER_S,
     }
     config.update(extra)
+    if config.get("max_age"):
+        # JetStream refuses a duplicate window longer than the messages live (a short
+        # `OJS_EVENTS_MAX_AGE_S` would stop the gateway at start).
+        config["duplicate_window"] = min(config["duplicate_window"], config["max_age"])
     return config
 
 

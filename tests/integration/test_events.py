@@ -1,11 +1,15 @@
 """Event polling (ojs-events.md §6.4): filters (`types`, `queues`, `job_types`, AND-combined)
 and resumption with `after` = a page's cursor or an event id."""
 
+import httpx
 import pytest
 
+from ojs_nats.api.app import create_app
+from ojs_nats.config import Settings
 from ojs_nats.model import ids
 from ojs_nats.storage import events as event_log
 from tests.integration.test_bad_input import assert_ojs_error
+from tests.support import namespace
 
 
 async def push(client, queue, job_type="a.b"):
@@ -157,3 +161,20 @@ async def test_a_filtered_scan_pages_through_packed_events_without_skipping(clie
 async def test_bad_event_query_parameters_are_400_invalid_request(client, query, field):
     error = assert_ojs_error(await client.get(f"/ojs/v1/events?{query}"), 400, "invalid_request")
     assert field in error["message"]
+
+
+async def test_a_gateway_keeping_events_less_than_the_duplicate_window_starts(nats_server):
+    """JetStream refuses a duplicate window longer than the messages live: events kept 30 s
+    (under the 120 s window the other streams use) must not stop the gateway at start."""
+    settings = Settings(nats_urls=(nats_server.url,), namespace=namespace(), events_max_age_s=30)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        storage = app.state.ctx.storage
+        info = await storage.conn.api(f"$JS.API.STREAM.INFO.{storage.names.events_stream}", {})
+        assert info["config"]["max_age"] == 30 * 1_000_000_000
+        assert info["config"]["duplicate_window"] == 30 * 1_000_000_000
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            await push(http, "short-events")
+            got = (await events(http, "queues=short-events"))["events"]
+            assert [e["type"] for e in got] == ["job.enqueued"]
