@@ -6,10 +6,17 @@ processes (or uses --url for the gateways), measures the raw JetStream ceiling, 
 --minutes; each job reports its end-to-end latency (enqueue -> handler) to this process.
 After a warm-up, the first and the last --window seconds are compared: RSS of nats-server +
 gateways + workers (median of the 50 ms samples), p99 of the end-to-end latency and of the
-enqueue request. Prints progress once per window, the comparison, then one JSON line.
+enqueue request, and what JetStream stores (bytes, job records), since nats-server's memory
+grows with the records it keeps. Prints progress once per window, the comparison, then one JSON
+line.
+
+Finished jobs are kept 24 h and events 7 days by default, so a 10-minute soak only ever adds
+to the store. `--retention S` keeps both S seconds instead (`OJS_FINISHED_RETENTION_S`,
+`OJS_EVENTS_MAX_AGE_S`): once the soak is longer than that, the store stops growing, and what
+RSS still gains is not stored data.
 
     .venv/bin/python benchmarks/soak.py [--minutes 10] [--rate 200] [--procs 2]
-        [--concurrency 20] [--window 60] [--warmup 30] [--gateways 1] [--quick]
+        [--concurrency 20] [--window 60] [--warmup 30] [--retention S] [--gateways 1] [--quick]
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import time
 from typing import Any
 
 import common
+import nats
 import orjson
+
+from ojs_nats.storage.names import Names
 
 QUEUE = "bench"
 TARGET = "RSS growth < 10%, p99 drift < 20%"
@@ -75,6 +85,48 @@ class Producer:
         common.close_all(self.conns)
 
 
+class StoreSampler:
+    """What JetStream stores, every `interval` s: the account's bytes on disk and the number of
+    job records (one per job kept, finished ones until their retention ends)."""
+
+    def __init__(self, nats_url: str, namespace: str, interval: float = 5.0) -> None:
+        self.nats_url = nats_url
+        self.jobs_stream = Names(namespace).jobs_stream
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (monotonic, MiB, records)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        nc = await nats.connect(self.nats_url)
+        try:
+            while True:
+                account = orjson.loads((await nc.request("$JS.API.INFO", b"", 2)).data)
+                jobs = orjson.loads(
+                    (await nc.request(f"$JS.API.STREAM.INFO.{self.jobs_stream}", b"", 2)).data
+                )
+                self.samples.append(
+                    (
+                        time.monotonic(),
+                        account.get("storage", 0) / common.MIB,
+                        float(jobs.get("state", {}).get("messages", 0)),
+                    )
+                )
+                await asyncio.sleep(self.interval)
+        finally:
+            await nc.close()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def series(self, column: int) -> list[tuple[float, float]]:
+        return [(sample[0], sample[column]) for sample in self.samples]
+
+
 def window(samples: list[tuple[float, float]], start: float, end: float) -> list[float]:
     return [value for at, value in samples if start <= at < end]
 
@@ -93,16 +145,28 @@ def median_mib(values: list[float]) -> float | None:
     return round(statistics.median(values) / common.MIB, 1) if values else None
 
 
+def median_of(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
 async def measure(args: Any) -> dict[str, Any]:
     seconds = 60 * (args.minutes or (0.25 if args.quick else 10))
     win = args.window or (4 if args.quick else 60)
     warm = args.warmup if args.warmup is not None else (2 if args.quick else 30)
     win = min(win, max(1.0, (seconds - warm) / 2))
     args.rate = args.rate or (50 if args.quick else 200)
-    with common.stack_from(args) as stack:
+    kept_s = str(args.retention)
+    retention = (
+        {"OJS_FINISHED_RETENTION_S": kept_s, "OJS_EVENTS_MAX_AGE_S": kept_s}
+        if args.retention
+        else {}
+    )
+    with common.stack_from(args, env=retention) as stack:
+        kept = f"{args.retention} s" if args.retention else "server defaults"
         common.header(
             f"S6 soak: {args.rate:g} jobs/s for {seconds / 60:g} min, windows of {win:g} s "
-            f"after {warm:g} s warm-up, {args.procs} worker proc x c={args.concurrency}",
+            f"after {warm:g} s warm-up, {args.procs} worker proc x c={args.concurrency}, "
+            f"finished jobs and events kept: {kept}",
             stack,
             args,
         )
@@ -116,6 +180,8 @@ async def measure(args: Any) -> dict[str, Any]:
             "gateways": common.RssSampler(stack.gateway_pids, interval=1.0, timeline=True),
             "workers": common.RssSampler([], interval=1.0, timeline=True),
         }
+        every = max(0.5, min(5.0, win / 4))
+        store = StoreSampler(stack.nats_url, stack.namespace, every) if stack.nats_url else None
         try:
             workers = stack.start_workers(
                 "noop_worker:worker",
@@ -129,6 +195,8 @@ async def measure(args: Any) -> dict[str, Any]:
             sampler.start()
             for each in groups.values():
                 each.start()
+            if store is not None:
+                store.start()
             began = time.monotonic()
             run = asyncio.create_task(producer.run(seconds))
             while not run.done():
@@ -147,6 +215,8 @@ async def measure(args: Any) -> dict[str, Any]:
             for each in groups.values():
                 each.stop()
         finally:
+            if store is not None:
+                await store.stop()
             producer.close()
             counter.close()
         result = common.base_result("S6 soak", stack, args)
@@ -162,6 +232,11 @@ async def measure(args: Any) -> dict[str, Any]:
     ):
         start, end = summary(window(samples, *first)), summary(window(samples, *last))
         figures[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
+    stored: dict[str, Any] = {}
+    for name, column in (("stored_mib", 1), ("job_records", 2)):
+        samples = store.series(column) if store is not None else []
+        start, end = median_of(window(samples, *first)), median_of(window(samples, *last))
+        stored[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
     by_group: dict[str, Any] = {}
     for name, each in groups.items():
         samples = [(at, float(b)) for at, b in each.samples or []]
@@ -182,6 +257,8 @@ async def measure(args: Any) -> dict[str, Any]:
             "warmup_s": warm,
             **figures,
             "rss_by_group_mib": by_group,
+            "jetstream": stored,
+            "retention_s": args.retention or None,
             "peak_rss_mib": round(sampler.peak / common.MIB, 1) if sampler.peak else None,
             "ceiling": ceiling,
             "complete": producer.skipped == 0 and producer.ok == counter.count,
@@ -209,6 +286,14 @@ async def measure(args: Any) -> dict[str, Any]:
                 )
                 for name, f in by_group.items()
             ],
+            *[
+                (
+                    f"jetstream {name} start -> end",
+                    f"{common.fmt(f['start'])} -> {common.fmt(f['end'])} "
+                    f"({common.fmt(f['change_pct'])} %)",
+                )
+                for name, f in stored.items()
+            ],
             ("issue #9 target", TARGET),
             *(
                 [("behind the rate", f"{producer.skipped:,} sends skipped (all 32 busy)")]
@@ -229,6 +314,12 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=20, help="jobs at once per worker")
     ap.add_argument("--window", type=float, default=0, help="seconds compared at start/end (60)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds ignored first (30)")
+    ap.add_argument(
+        "--retention",
+        type=int,
+        default=0,
+        help="seconds finished jobs and events are kept (default: the server's, 24 h / 7 days)",
+    )
     args = ap.parse_args()
     common.emit(common.run(measure(args)))
 
