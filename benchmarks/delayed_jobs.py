@@ -44,7 +44,45 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def unrelated_load(urls: list[str], seconds: float, clients: int = 16) -> dict[str, Any]:
+class UnrelatedClients:
+    """The unrelated load's connections, opened once and kept alive between its phases.
+
+    With several gateway processes, a connection stays with the process that accepted it, and
+    how 16 connections fall over two processes moved the figure by up to 30% from one set of
+    connections to the next (one process: ~1,000 cycles/s; split: ~550-750). Comparing
+    phases is fair only when each meets the same split, so every phase uses these.
+    """
+
+    KEEP_ALIVE_S = 2.0  # under uvicorn's 5 s keep-alive
+
+    def __init__(self, urls: list[str], count: int = 16) -> None:
+        self.conns = common.connections(urls, count)
+        self._resting: asyncio.Task[None] | None = None
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.KEEP_ALIVE_S)
+            await asyncio.gather(
+                *(conn.get("/ojs/manifest") for conn in self.conns), return_exceptions=True
+            )
+
+    async def load(self, seconds: float) -> dict[str, Any]:
+        if self._resting is not None:
+            self._resting.cancel()
+            await asyncio.gather(self._resting, return_exceptions=True)
+        try:
+            return await unrelated_load(self.conns, seconds)
+        finally:
+            self._resting = asyncio.create_task(self._keep_alive())
+
+    async def close(self) -> None:
+        if self._resting is not None:
+            self._resting.cancel()
+            await asyncio.gather(self._resting, return_exceptions=True)
+        common.close_all(self.conns)
+
+
+async def unrelated_load(conns: list[common.Http], seconds: float) -> dict[str, Any]:
     """Push, fetch and ack unrelated jobs in a loop: cycles per second and cycle latency."""
     push = orjson.dumps(common.job("bench.unrelated", UNRELATED))
     done, errors, latencies = 0, 0, []
@@ -67,12 +105,8 @@ async def unrelated_load(urls: list[str], seconds: float, clients: int = 16) -> 
             latencies.append((time.perf_counter() - began) * 1000)
             done += 1
 
-    conns = common.connections(urls, clients)
     began = time.perf_counter()
-    try:
-        await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
-    finally:
-        common.close_all(conns)
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
     return {
         "cycles_per_s": common.rate(done, time.perf_counter() - began),
         "cycle_ms": common.latency_ms(latencies),
@@ -156,7 +190,8 @@ async def measure(args: Any) -> dict[str, Any]:
             args,
         )
         ceiling = await common.measure_ceiling(stack, args)
-        idle = await unrelated_load(stack.urls, load_s)
+        clients = UnrelatedClients(stack.urls)
+        idle = await clients.load(load_s)
         common.say(f"idle: {idle['cycles_per_s']:,.0f} unrelated push+fetch+ack cycles/s")
         # time to create them before the first is due (30 s, or 1 s per 3,000 jobs), then to
         # measure the unrelated load while all of them wait
@@ -169,14 +204,15 @@ async def measure(args: Any) -> dict[str, Any]:
         if late:
             common.say(f"   {late:,} created less than 1 s before due: left out of the lateness")
         waiting_s = min(load_s, (start_ms - now_ms()) / 1000 - 1)
-        waiting = await unrelated_load(stack.urls, waiting_s) if waiting_s >= 1 else None
+        waiting = await clients.load(waiting_s) if waiting_s >= 1 else None
         if waiting is not None:
             common.say(f"while waiting: {waiting['cycles_per_s']:,.0f} cycles/s")
         await asyncio.sleep(max(0.0, (start_ms - now_ms()) / 1000) + min(5, spread / 5))
         with common.CpuMeter(stack.cpu_groups()) as cpu:
             loaded_from = now_ms()
-            loaded = await unrelated_load(stack.urls, load_s)
+            loaded = await clients.load(load_s)
             loaded_until = now_ms()
+        await clients.close()
         common.say(f"while firing: {loaded['cycles_per_s']:,.0f} cycles/s")
         remaining = (start_ms + spread * 1000 - now_ms()) / 1000
         await asyncio.sleep(max(0.0, remaining) + (3 if args.quick else 10))
