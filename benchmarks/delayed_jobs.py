@@ -67,19 +67,21 @@ class UnrelatedClients:
             )
 
     async def load(self, seconds: float) -> dict[str, Any]:
-        if self._resting is not None:
-            self._resting.cancel()
-            await asyncio.gather(self._resting, return_exceptions=True)
+        await self._stop_keeping_alive()
         try:
             return await unrelated_load(self.conns, seconds)
         finally:
             self._resting = asyncio.create_task(self._keep_alive())
 
     async def close(self) -> None:
+        await self._stop_keeping_alive()
+        common.close_all(self.conns)
+
+    async def _stop_keeping_alive(self) -> None:
         if self._resting is not None:
             self._resting.cancel()
             await asyncio.gather(self._resting, return_exceptions=True)
-        common.close_all(self.conns)
+            self._resting = None
 
 
 async def unrelated_load(conns: list[common.Http], seconds: float) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import common
@@ -93,7 +94,9 @@ class StoreSampler:
         self.nats_url = nats_url
         self.jobs_stream = Names(namespace).jobs_stream
         self.interval = interval
-        self.samples: list[tuple[float, float, float]] = []  # (monotonic, MiB, records)
+        #: (monotonic, value) samples
+        self.stored_mib: list[tuple[float, float]] = []
+        self.job_records: list[tuple[float, float]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -104,13 +107,9 @@ class StoreSampler:
                 jobs = orjson.loads(
                     (await nc.request(f"$JS.API.STREAM.INFO.{self.jobs_stream}", b"", 2)).data
                 )
-                self.samples.append(
-                    (
-                        time.monotonic(),
-                        account.get("storage", 0) / common.MIB,
-                        float(jobs.get("state", {}).get("messages", 0)),
-                    )
-                )
+                at = time.monotonic()
+                self.stored_mib.append((at, account.get("storage", 0) / common.MIB))
+                self.job_records.append((at, float(jobs.get("state", {}).get("messages", 0))))
                 await asyncio.sleep(self.interval)
         finally:
             await nc.close()
@@ -122,9 +121,6 @@ class StoreSampler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-
-    def series(self, column: int) -> list[tuple[float, float]]:
-        return [(sample[0], sample[column]) for sample in self.samples]
 
 
 def window(samples: list[tuple[float, float]], start: float, end: float) -> list[float]:
@@ -147,6 +143,15 @@ def median_mib(values: list[float]) -> float | None:
 
 def median_of(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
+
+
+def change_row(label: str, figure: dict[str, Any], unit: str = "") -> tuple[str, str]:
+    """A printed row: `label start -> end` with the change in %."""
+    return (
+        f"{label} start -> end",
+        f"{common.fmt(figure['start'])} -> {common.fmt(figure['end'])}{unit} "
+        f"({common.fmt(figure['change_pct'])} %)",
+    )
 
 
 async def measure(args: Any) -> dict[str, Any]:
@@ -223,25 +228,26 @@ async def measure(args: Any) -> dict[str, Any]:
 
     first = (began + warm, began + warm + win)
     last = (ended - win, ended)
-    rss_samples = [(at, float(b)) for at, b in sampler.samples or []]
-    figures: dict[str, Any] = {}
-    for name, samples, summary in (
-        ("rss_mib", rss_samples, median_mib),
-        ("e2e_p99_ms", counter.latencies, p99),
-        ("enqueue_p99_ms", producer.latencies, p99),
-    ):
+
+    def compare(
+        samples: list[tuple[float, float]], summary: Callable[[list[float]], float | None]
+    ) -> dict[str, Any]:
         start, end = summary(window(samples, *first)), summary(window(samples, *last))
-        figures[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
-    stored: dict[str, Any] = {}
-    for name, column in (("stored_mib", 1), ("job_records", 2)):
-        samples = store.series(column) if store is not None else []
-        start, end = median_of(window(samples, *first)), median_of(window(samples, *last))
-        stored[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
-    by_group: dict[str, Any] = {}
-    for name, each in groups.items():
-        samples = [(at, float(b)) for at, b in each.samples or []]
-        start, end = median_mib(window(samples, *first)), median_mib(window(samples, *last))
-        by_group[name] = {"start": start, "end": end, "change_pct": drift(start, end)}
+        return {"start": start, "end": end, "change_pct": drift(start, end)}
+
+    def rss(each: common.RssSampler) -> list[tuple[float, float]]:
+        return [(at, float(b)) for at, b in each.samples or []]
+
+    figures = {
+        "rss_mib": compare(rss(sampler), median_mib),
+        "e2e_p99_ms": compare(counter.latencies, p99),
+        "enqueue_p99_ms": compare(producer.latencies, p99),
+    }
+    stored = {
+        "stored_mib": compare(store.stored_mib if store else [], median_of),
+        "job_records": compare(store.job_records if store else [], median_of),
+    }
+    by_group = {name: compare(rss(each), median_mib) for name, each in groups.items()}
     result.update(
         {
             "minutes": round(seconds / 60, 3),
@@ -270,30 +276,9 @@ async def measure(args: Any) -> dict[str, Any]:
         [
             ("rate asked / achieved", f"{args.rate:g} / {result['achieved_per_s']:,.0f} jobs/s"),
             ("enqueued / completed", f"{producer.ok:,} / {counter.count:,}"),
-            *[
-                (
-                    f"{name} start -> end",
-                    f"{common.fmt(f['start'])} -> {common.fmt(f['end'])} "
-                    f"({common.fmt(f['change_pct'])} %)",
-                )
-                for name, f in figures.items()
-            ],
-            *[
-                (
-                    f"   rss {name} start -> end",
-                    f"{common.fmt(f['start'])} -> {common.fmt(f['end'])} MiB "
-                    f"({common.fmt(f['change_pct'])} %)",
-                )
-                for name, f in by_group.items()
-            ],
-            *[
-                (
-                    f"jetstream {name} start -> end",
-                    f"{common.fmt(f['start'])} -> {common.fmt(f['end'])} "
-                    f"({common.fmt(f['change_pct'])} %)",
-                )
-                for name, f in stored.items()
-            ],
+            *[change_row(name, f) for name, f in figures.items()],
+            *[change_row(f"   rss {name}", f, " MiB") for name, f in by_group.items()],
+            *[change_row(f"jetstream {name}", f) for name, f in stored.items()],
             ("issue #9 target", TARGET),
             *(
                 [("behind the rate", f"{producer.skipped:,} sends skipped (all 32 busy)")]
